@@ -14,3 +14,17 @@ def _fresh_keras_state():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory):
+    """A tiny CIFAR-10 prepared through the real offline path: (data_dir, arrays written)."""
+    from fake_data import write_cifar_archive
+    from keras_resnet.data import prepare_cifar10
+
+    root = tmp_path_factory.mktemp("cifar")
+    archive = root / "cifar-10-binary.tar.gz"
+    arrays = write_cifar_archive(archive)
+    data_dir = str(root / "tfds")
+    prepare_cifar10(str(archive), data_dir)
+    return data_dir, arrays

@@ -1,0 +1,273 @@
+"""CIFAR-10 through TFDS, with the paper's preprocessing (section 4.2).
+
+* ``prepare_cifar10`` turns a local ``cifar-10-binary.tar.gz`` into TFDS's
+  ``cifar10`` dataset without any download, so that
+  ``tfds.load("cifar10", data_dir=..., download=False)`` works afterwards.
+* ``load_cifar10`` reads a split into memory as uint8 (150 MB for 50k images)
+  together with the per-pixel mean image of the training split used.
+* ``cifar10_train_dataset`` streams augmented batches: 4-pixel zero padding,
+  random 32x32 crop and horizontal flip, vectorised over a batch. Which image
+  goes into which step and how it is cropped depends only on ``(seed, step)``,
+  not on the number of replicas, so runs are reproducible, resumable at any
+  step and identical on 1 or N replicas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import tarfile
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+_RECORD_BYTES = 1 + 32 * 32 * 3
+_PREFIX = "cifar-10-batches-bin/"
+_MEMBERS = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin", "batches.meta.txt"]
+PAD = 4  # Section 4.2: "4 pixels are padded on each side".
+IMAGE_SIZE = 32
+NORMALIZATIONS = ("pixel_mean", "channel_mean_std")
+
+
+class DataNotPreparedError(RuntimeError):
+    """The dataset is neither prepared in ``data_dir`` nor downloadable."""
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_cifar10_archive(archive: str) -> None:
+    """Raises ``ValueError`` (one line) unless ``archive`` is a CIFAR-10 binary tarball."""
+    if not os.path.isfile(archive):
+        raise ValueError(f"archive {archive!r} does not exist or is not a file")
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            sizes = {m.name: m.size for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        reason = str(e).splitlines()[0].rstrip(":")
+        raise ValueError(f"archive {archive!r} is not a readable tar.gz ({reason})") from None
+    missing = [m for m in _MEMBERS if _PREFIX + m not in sizes]
+    if missing:
+        raise ValueError(f"archive {archive!r} lacks {_PREFIX}{missing[0]}; expected the CIFAR-10 "
+                         "binary layout (cifar-10-binary.tar.gz)")
+    for member in _MEMBERS[:-1]:
+        size = sizes[_PREFIX + member]
+        if size == 0 or size % _RECORD_BYTES:
+            raise ValueError(f"archive {archive!r}: {member} has {size} bytes, not a positive "
+                             f"multiple of the {_RECORD_BYTES}-byte record size (truncated or corrupt)")
+
+
+class _LocalArchive:
+    """Stands in for TFDS's download manager: 'downloading' returns the extracted folder."""
+
+    def __init__(self, extracted: str):
+        self.extracted = extracted
+
+    def download_and_extract(self, url):
+        del url
+        return self.extracted
+
+
+def prepare_cifar10(archive: str, data_dir: str) -> tfds.core.DatasetBuilder:
+    """Prepares TFDS ``cifar10`` in ``data_dir`` from a local binary archive, offline.
+
+    TFDS's own builder does the work (same splits, features and file format
+    as a downloaded copy); only its download step is pointed at the extracted
+    archive. The archive's checksum is logged rather than checked, since
+    rebuilt copies differ byte-wise from the official file.
+    """
+    check_cifar10_archive(archive)
+    logging.info("Preparing cifar10 from %s (sha256 %s)", archive, sha256(archive))
+    builder = tfds.builder("cifar10", data_dir=data_dir)
+    if builder.is_prepared():
+        logging.info("cifar10 is already prepared in %s", builder.data_dir)
+        return builder
+    os.makedirs(data_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".extract-") as tmp:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(tmp, members=[tar.getmember(_PREFIX + m) for m in _MEMBERS], filter="data")
+        generate = builder._split_generators  # Bound method of TFDS's cifar10 builder.
+        builder._split_generators = lambda dl_manager, **kw: generate(_LocalArchive(tmp), **kw)
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+    return builder
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarData:
+    """A split in memory: ``images`` uint8 (N, 32, 32, 3), ``labels`` int32 (N,),
+    and ``mean`` float32 (32, 32, 3), the per-pixel mean of the training split used."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _read_split(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    builder = tfds.builder("cifar10", data_dir=data_dir)
+    if not builder.is_prepared():
+        raise DataNotPreparedError(
+            f"CIFAR-10 is not prepared in {builder.data_dir!r} and cannot be downloaded here; run "
+            f"python -m tools.prepare_cifar10 --archive=PATH/cifar-10-binary.tar.gz --data_dir={data_dir or '~/tensorflow_datasets'}")
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+    return data["image"], data["label"].astype(np.int32)
+
+
+def _mean_cache_path(builder_dir: str, split: str) -> str:
+    key = re.sub(r"[^A-Za-z0-9]+", "_", split).strip("_")
+    return os.path.join(builder_dir, "keras_resnet", f"pixel_mean_{key}.npz")
+
+
+def pixel_statistics(split: str, data_dir: str | None,
+                     images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean image and per-channel std of ``split``, cached beside the data.
+
+    The cache file is keyed by the split string, so choosing another training
+    split (e.g. the 45k/5k protocol) recomputes it.
+    """
+    builder = tfds.builder("cifar10", data_dir=data_dir)
+    path = _mean_cache_path(builder.data_dir, split)
+    if os.path.exists(path):
+        with np.load(path) as cached:
+            return cached["mean"], cached["std"]
+    if images is None:  # ``images`` may be passed when the caller already read ``split``.
+        images, _ = _read_split(split, data_dir)
+    pixels = images.astype(np.float64)
+    mean = pixels.mean(axis=0).astype(np.float32)
+    std = pixels.reshape(-1, 3).std(axis=0).astype(np.float32)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, mean=mean, std=std)
+    os.replace(tmp, path)  # Atomic: a crash never leaves a half-written cache.
+    return mean, std
+
+
+def load_cifar10(split: str, data_dir: str | None = None, train_split: str = "train") -> CifarData:
+    """Loads ``split`` into memory, with the statistics of ``train_split``.
+
+    Args:
+        split: TFDS split, e.g. ``"train"``, ``"test"``, ``"train[:45000]"``.
+        data_dir: TFDS data directory (``None``: ``TFDS_DATA_DIR`` or the default).
+        train_split: The training split whose per-pixel mean is subtracted.
+    """
+    images, labels = _read_split(split, data_dir)
+    mean, std = pixel_statistics(train_split, data_dir, images if split == train_split else None)
+    return CifarData(images=images, labels=labels, mean=mean, std=std)
+
+
+def _normalize(images: tf.Tensor, data: CifarData, normalization: str) -> tf.Tensor:
+    """Section 4.2: subtract the per-pixel mean; or per-channel mean/std (ablation)."""
+    x = tf.cast(images, tf.float32)
+    if normalization == "pixel_mean":
+        return x - data.mean
+    return (x - data.mean.reshape(-1, 3).mean(axis=0)) / data.std
+
+
+def _check_normalization(normalization: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+def crop_and_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+    """Zero-pads a batch by 4 pixels, crops 32x32 at ``offsets`` (B, 2) and mirrors where ``flips``.
+
+    One gather per axis for the whole batch, no per-image ops. Zero padding
+    happens after mean subtraction, i.e. with the mean image, as in the
+    authors' Torch code (fb.resnet.torch pads normalised images with zeros).
+    """
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    grid = tf.range(IMAGE_SIZE)
+    rows = offsets[:, :1] + grid
+    cols = tf.where(flips[:, None], offsets[:, 1:] + IMAGE_SIZE - 1 - grid, offsets[:, 1:] + grid)
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def _global_batches(num_examples: int, global_batch: int, seed: int, start_step: int) -> tf.data.Dataset:
+    """(step, indices) for every step from ``start_step``: a fresh permutation every epoch,
+    batches running on across epoch boundaries, everything a function of (seed, step)."""
+    epochs = tf.data.Dataset.range(2**62)
+
+    def permutation(epoch):
+        return tf.random.experimental.stateless_shuffle(
+            tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+
+    indices = epochs.map(permutation).unbatch().batch(global_batch, drop_remainder=True)
+    steps = tf.data.Dataset.range(2**62)
+    return tf.data.Dataset.zip(steps, indices).skip(start_step)
+
+
+def cifar10_train_dataset(
+    data: CifarData,
+    global_batch_size: int,
+    *,
+    seed: int = 0,
+    start_step: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+    augment: bool = True,
+    normalization: str = "pixel_mean",
+) -> tf.data.Dataset:
+    """Endless augmented training batches for one input pipeline.
+
+    Step ``k`` always holds the same images with the same crops and flips for
+    a given ``seed``; with an ``input_context`` (from
+    ``strategy.distribute_datasets_from_function``) each pipeline keeps only
+    its disjoint share of every global batch, split into per-replica batches.
+
+    Args:
+        data: From ``load_cifar10``.
+        global_batch_size: Images per step over all replicas (128 in the paper).
+        seed: Seed for the order and the augmentation.
+        start_step: First step to produce (resume without replaying the past).
+        input_context: ``tf.distribute.InputContext``; ``None`` for one pipeline.
+        augment: Pad-crop-flip (section 4.2); ``False`` streams plain images.
+        normalization: ``"pixel_mean"`` (paper) or ``"channel_mean_std"``.
+    """
+    _check_normalization(normalization)
+    pipelines, pipeline_id, per_replica = 1, 0, global_batch_size
+    if input_context is not None:
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        per_replica = input_context.get_per_replica_batch_size(global_batch_size)
+    share = global_batch_size // pipelines
+    images, labels = tf.constant(data.images), tf.constant(data.labels)
+
+    def draw(step, indices):
+        key = tf.stack([tf.cast(seed, tf.int64), step])
+        offsets = tf.random.stateless_uniform([global_batch_size, 2], seed=key, maxval=2 * PAD + 1, dtype=tf.int32)
+        flips = tf.random.stateless_uniform([global_batch_size], seed=key + [0, 1 << 40]) < 0.5
+        if not augment:
+            offsets, flips = tf.fill([global_batch_size, 2], PAD), tf.zeros([global_batch_size], tf.bool)
+        part = slice(pipeline_id * share, (pipeline_id + 1) * share)
+        return indices[part], offsets[part], flips[part]
+
+    def assemble(indices, offsets, flips):
+        x = _normalize(tf.gather(images, indices), data, normalization)
+        return crop_and_flip(x, offsets, flips), tf.gather(labels, indices)
+
+    ds = _global_batches(len(data), global_batch_size, seed, start_step)
+    ds = ds.map(draw).unbatch().batch(per_replica, drop_remainder=True)
+    ds = ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def cifar10_eval_dataset(data: CifarData, batch_size: int, normalization: str = "pixel_mean") -> tf.data.Dataset:
+    """Every image once, in order, un-augmented (section 4.2: "the single view
+    of the original 32x32 image"); the last batch may be smaller."""
+    _check_normalization(normalization)
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels)).batch(batch_size)
+    ds = ds.map(lambda x, y: (_normalize(x, data, normalization), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,150 @@
+"""ImageNet (ILSVRC 2012) through TFDS ``imagenet2012``, with the paper's
+augmentation (section 3.4) and its three test protocols.
+
+Train: scale augmentation (short side resized to a random length in
+[256, 480]), a random 224x224 crop or its flip, mean subtraction and
+AlexNet-style PCA colour augmentation. The crop is computed in the original
+image's coordinates, so JPEG decoding and cropping are fused
+(``decode_and_crop_jpeg``) and only the pixels used are decoded.
+
+Test: ``"center"`` (single 224 crop of the 256-resized image), ``"ten_crop"``
+(4 corners + centre and their flips, as in Tables 2 and 3) and
+``"multiscale"`` (whole image with short side in {224, 256, 384, 480, 640},
+for fully-convolutional nets, as in Table 4).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_resnet.data.cifar10 import DataNotPreparedError
+
+CROP = 224
+SCALE_RANGE = (256, 480)  # Section 3.4, following [41].
+EVAL_RESIZE = 256
+MULTISCALE_SIZES = (224, 256, 384, 480, 640)  # Section 3.4, following [41, 13].
+EVAL_MODES = ("center", "ten_crop", "multiscale")
+# Mean RGB of the ImageNet training images. The paper subtracts a per-pixel
+# mean image; over random 224 crops of resized images it is flat to within a
+# few grey levels, so the per-channel mean is used (as the later Caffe and
+# Torch ResNet releases do).
+RGB_MEAN = np.array([123.68, 116.779, 103.939], np.float32)
+# AlexNet-style PCA lighting noise (Krizhevsky et al. 2012), eigen-decomposition
+# of ImageNet RGB covariance in [0, 255] units, as in fb.resnet.torch.
+PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32) * 255.0
+PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                       [-0.5808, -0.0045, -0.8140],
+                       [-0.5836, -0.6948, 0.4203]], np.float32)
+PCA_STD = 0.1
+
+
+def prepare_imagenet(manual_dir: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+    """Runs TFDS's ``imagenet2012`` builder on the ILSVRC tars in ``manual_dir``
+    (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``), no network."""
+    for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"):
+        if not os.path.isfile(os.path.join(manual_dir, name)):
+            raise ValueError(f"manual_dir {manual_dir!r} lacks {name} (the ILSVRC 2012 tar files)")
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+
+
+def imagenet_split(split: str, data_dir: str | None = None, shuffle_files: bool = False,
+                   input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Raw ``(jpeg_bytes, label)`` pairs of a prepared split (files sharded per pipeline)."""
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    if not builder.is_prepared():
+        raise DataNotPreparedError(
+            f"imagenet2012 is not prepared in {builder.data_dir!r}; download the ILSVRC 2012 tars and run "
+            f"python -m tools.prepare_imagenet --manual_dir=DIR_WITH_TARS --data_dir={data_dir or '~/tensorflow_datasets'}")
+    read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=None)
+    ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    return ds.map(lambda ex: (ex["image"], ex["label"]))
+
+
+def _resize_short_side(image: tf.Tensor, size) -> tf.Tensor:
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+    new = tf.cast(tf.round(shape * scale), tf.int32)
+    return tf.image.resize(image, new, method="bilinear", antialias=True)
+
+
+def normalize(image: tf.Tensor) -> tf.Tensor:
+    return tf.cast(image, tf.float32) - RGB_MEAN
+
+
+def pca_lighting(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Adds ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0, 0.1)``, to every pixel."""
+    alpha = tf.random.stateless_normal([3], seed=seed, stddev=PCA_STD)
+    return image + tf.linalg.matvec(PCA_EIGVEC, alpha * PCA_EIGVAL)
+
+
+def train_crop_window(image_shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """``[y, x, side, side]`` in original pixels: the region that becomes the
+    224 crop after resizing the short side to ``S ~ U[256, 480]``."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    height, width = image_shape[0], image_shape[1]
+    target = tf.random.stateless_uniform([], seeds[0], SCALE_RANGE[0], SCALE_RANGE[1] + 1, tf.int32)
+    short = tf.minimum(height, width)
+    side = tf.cast(tf.round(CROP * tf.cast(short, tf.float32) / tf.cast(target, tf.float32)), tf.int32)
+    side = tf.clip_by_value(side, 1, short)
+    y = tf.random.stateless_uniform([], seeds[1], 0, height - side + 1, tf.int32)
+    x = tf.random.stateless_uniform([], seeds[2], 0, width - side + 1, tf.int32)
+    return tf.stack([y, x, side, side])
+
+
+def train_preprocess(jpeg: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One training image: scale augmentation, random crop, flip, mean, PCA colour."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    window = train_crop_window(tf.image.extract_jpeg_shape(jpeg), seeds[0])
+    image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)  # Greyscale -> RGB.
+    image = tf.image.resize(image, [CROP, CROP], method="bilinear", antialias=True)
+    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    return pca_lighting(normalize(image), seeds[2])
+
+
+def ten_crops(image: tf.Tensor, size: int = CROP) -> tf.Tensor:
+    """The 4 corner and centre crops and their mirror images: ``(10, size, size, 3)``."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    starts = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+              ((height - size) // 2, (width - size) // 2)]
+    crops = tf.stack([image[y:y + size, x:x + size] for y, x in starts])
+    return tf.ensure_shape(tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0), [10, size, size, 3])
+
+
+def eval_preprocess(jpeg: tf.Tensor, mode: str = "center"):
+    """One test image for ``mode``: ``"center"`` -> (224, 224, 3); ``"ten_crop"``
+    -> (10, 224, 224, 3); ``"multiscale"`` -> a tuple of 5 whole images."""
+    if mode not in EVAL_MODES:
+        raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
+    image = normalize(tf.image.decode_jpeg(jpeg, channels=3))
+    if mode == "multiscale":
+        return tuple(_resize_short_side(image, s) for s in MULTISCALE_SIZES)
+    image = _resize_short_side(image, EVAL_RESIZE)
+    if mode == "ten_crop":
+        return ten_crops(image)
+    y = (tf.shape(image)[0] - CROP) // 2
+    x = (tf.shape(image)[1] - CROP) // 2
+    return tf.ensure_shape(image[y:y + CROP, x:x + CROP], [CROP, CROP, 3])
+
+
+def imagenet_train_dataset(raw: tf.data.Dataset, batch_size: int, seed: int = 0,
+                           shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+    """Endless augmented batches of ``batch_size`` (per replica) from ``imagenet_split``."""
+    ds = raw.repeat().shuffle(shuffle_buffer, seed=seed)
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).batch(2))
+    ds = ds.map(lambda item, s: (train_preprocess(item[0], s), item[1]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def imagenet_eval_dataset(raw: tf.data.Dataset, mode: str = "center", batch_size: int = 50) -> tf.data.Dataset:
+    """Test batches for ``mode``; ``"multiscale"`` yields one image (at 5 scales) per element."""
+    ds = raw.map(lambda jpeg, label: (eval_preprocess(jpeg, mode), label), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(1 if mode == "multiscale" else batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -76,8 +76,7 @@ def cifar_resnet(
         >>> len(model.trainable_weights) > 0
         True
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, 1202, ...), got {depth!r}")
+    check_cifar_depth(depth)
     _check_positive_int("width", width)
     n = (depth - 2) // 6
     opts = BlockOptions(
@@ -214,6 +213,12 @@ def _build(*, stem: Callable, block_fn: Callable, stage_blocks: Sequence[int],
         elif pooling == "max":
             x = keras.layers.GlobalMaxPooling2D(name="max_pool", dtype=opts.dtype)(x)
         return keras.Model(inputs, x, name=name)
+
+
+def check_cifar_depth(depth: Any) -> None:
+    """Raises ``ValueError`` unless ``depth`` is ``6n + 2`` with ``n >= 1``."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, 1202, ...), got {depth!r}")
 
 
 @contextlib.contextmanager

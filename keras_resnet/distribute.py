@@ -1,0 +1,68 @@
+"""Choosing a ``tf.distribute`` strategy, and keeping BN statistics in step across replicas."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+
+def make_strategy(num_gpus: int | None = None) -> tf.distribute.Strategy:
+    """The strategy for this process, following TF's conventions.
+
+    * ``TF_CONFIG`` naming more than one worker: ``MultiWorkerMirroredStrategy``
+      (every worker runs the same command; the chief writes logs and models).
+    * several GPUs (``num_gpus`` of the visible ones, default all):
+      ``MirroredStrategy``; the paper's CIFAR runs used two GPUs.
+    * otherwise one device: ``OneDeviceStrategy`` on the GPU, or the CPU.
+    """
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if num_gpus is not None:
+        if num_gpus > len(gpus):
+            raise ValueError(f"num_gpus={num_gpus} but only {len(gpus)} GPU(s) are visible")
+        gpus = gpus[:num_gpus]
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief writes summaries, the exported model and the config."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def batch_norm_statistics(model: keras.Model) -> list:
+    return [w for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+            for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def sync_batch_norm_statistics(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Averages BN moving statistics over all replicas (and workers).
+
+    Each replica updates its own copy from its own share of the batch (64
+    images per GPU in the paper); the copies drift apart. Evaluation,
+    checkpoints and exports use their mean. Must be called by every worker.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return
+    stats = batch_norm_statistics(model)
+
+    @tf.function
+    def averaged():
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            return [ctx.all_reduce(tf.distribute.ReduceOp.MEAN, v.value) for v in stats]
+        return strategy.run(replica_fn)
+
+    for variable, mean in zip(stats, averaged()):
+        variable.assign(strategy.experimental_local_results(mean)[0])

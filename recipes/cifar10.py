@@ -1,0 +1,49 @@
+"""CIFAR-10 (section 4.2, Table 6, Figure 6) with the paper's recipe.
+
+    python -m recipes.cifar10 --depth=110                    # ResNet-110, 64k steps, warm-up 0.01
+    python -m recipes.cifar10 --depth=56 --plain             # plain-56, the degradation twin
+    python -m recipes.cifar10 --depth=20 --train_steps=6400  # the same schedule, 10x shorter
+    python -m recipes.cifar10 --protocol=validation          # 45k/5k train/validation split
+
+Prepare the data once (no download needed): python -m tools.prepare_cifar10 --archive=... --data_dir=...
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from recipes import common
+
+_DEPTH = flags.DEFINE_integer("depth", 20, "6n+2: 20, 32, 44, 56, 110, 1202, ...")
+_PLAIN = flags.DEFINE_bool("plain", False, "Train the plain twin (no shortcuts).")
+_SHORTCUT = flags.DEFINE_string("shortcut", "A", "Shortcut option: A (paper), B or C.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 64_000, "Iterations; LR boundaries 32k/48k scale with it.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch over all replicas.")
+_LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
+_PROTOCOL = flags.DEFINE_string("protocol", "test", "test: 50k train / 10k test (Table 6); validation: 45k/5k.")
+_NORMALIZATION = flags.DEFINE_string("normalization", "pixel_mean", "pixel_mean (paper) or channel_mean_std.")
+
+
+def main(argv):
+    del argv
+    from keras_resnet import tasks, training
+
+    experiment = tasks.CifarExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
+                                       protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value)
+    f = common.FLAGS
+    config = tasks.cifar_train_config(
+        experiment.depth, _TRAIN_STEPS.value, batch_size=_BATCH_SIZE.value, lr=_LR.value, seed=f.seed,
+        mixed_precision=f.mixed_precision, jit_compile=f.jit_compile, log_every=f.log_every,
+        eval_every=f.eval_every, checkpoint_every=f.checkpoint_every)
+    model_dir = f.model_dir or f"runs/cifar10/{experiment.name}-seed{f.seed}"
+    common.check_model_dir(model_dir)
+    strategy = common.setup_runtime()
+    task = tasks.cifar10_task(experiment, config, f.data_dir)
+    task.hparams["command"] = common.command_line(sys.argv)
+    common.report(training.train(config, task, model_dir, strategy), model_dir)
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -6,6 +6,8 @@ here picks a best checkpoint on the test set.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -26,6 +28,19 @@ def _accumulate(model, dataset, predict) -> dict:
     return {"loss": loss_sum / count, "error": wrong / count, "top5_error": wrong5 / count, "count": count}
 
 
+_PREDICTORS: "weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _probabilities(model: keras.Model):
+    """One compiled softmax predictor per model, reused across evaluations."""
+    if model not in _PREDICTORS:
+        _PREDICTORS[model] = tf.function(
+            lambda images: tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)),
+            reduce_retracing=True)
+    return _PREDICTORS[model]
+
+
 def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str = "single") -> dict:
     """Mean cross-entropy, top-1 and top-5 error (fractions) of a logits model.
 
@@ -36,9 +51,7 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str 
         mode: ``"single"``, ``"ten_crop"`` (softmax averaged over the crops) or
             ``"multiscale"`` (softmax averaged over the scales, section 3.4).
     """
-    @tf.function(reduce_retracing=True)
-    def probabilities(images):
-        return tf.nn.softmax(tf.cast(model(images, training=False), tf.float32))
+    probabilities = _probabilities(model)
 
     if mode == "single":
         predict = probabilities

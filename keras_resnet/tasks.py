@@ -143,3 +143,29 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
     hparams = {"dataset": "imagenet2012", **dataclasses.asdict(experiment), **dataclasses.asdict(config)}
     return Task(build_model=build_model, train_dataset=train_dataset,
                 evaluations={"validation": validation}, hparams=hparams)
+
+
+def imagenet_final_evaluation(experiment: ImagenetExperiment, model, data_dir: str | None,
+                              modes=("center", "ten_crop", "multiscale"), batch_size: int = 25,
+                              examples: int | None = None) -> dict:
+    """Top-1/top-5 validation error of a trained net under each test protocol.
+
+    For ``"multiscale"`` the weights are copied into a fully-convolutional twin
+    (``input_shape=(None, None, 3)``), as the paper does for Table 4.
+    """
+    results = {}
+    for mode in modes:
+        net = model
+        if mode == "multiscale" and model.input_shape[1] is not None:
+            net = imagenet_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
+                                  stride_on=experiment.stride_on, input_shape=(None, None, 3),
+                                  classifier_activation=None)
+            net.set_weights(model.get_weights())
+        raw = imagenet_data.imagenet_split("validation", data_dir)
+        if examples:
+            raw = raw.take(examples)
+        metrics = evaluate_classifier(net, imagenet_data.imagenet_eval_dataset(raw, mode, batch_size),
+                                      "single" if mode == "center" else mode)
+        results[f"{mode}_top1_error"] = 100.0 * metrics["error"]
+        results[f"{mode}_top5_error"] = 100.0 * metrics["top5_error"]
+    return results

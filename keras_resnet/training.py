@@ -217,8 +217,12 @@ def _write_hparams(summaries: _Summaries, hparams: dict) -> None:
 
 
 def train(config: TrainConfig, task: Task, model_dir: str,
-          strategy: tf.distribute.Strategy | None = None) -> dict:
+          strategy: tf.distribute.Strategy | None = None, stop_after: int | None = None) -> dict:
     """Trains ``task`` for ``config.train_steps`` in ``model_dir``, resuming if a checkpoint is there.
+
+    ``stop_after`` ends this call early, with a checkpoint, once that global step
+    is reached (to fit a time slot); rerunning continues from there. SIGINT and
+    SIGTERM do the same after the current step.
 
     Returns:
         A dict with ``step``, ``train_loss``, ``train_error``, ``<eval>_loss``,
@@ -341,9 +345,10 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         summaries.flush()
 
     trace_graph = chief and start == 0
+    end = config.train_steps if stop_after is None else min(config.train_steps, stop_after)
     with _stop_on_signals(stop), recursion_limit_for(len(model.layers) // 6):
         step = start
-        while step < config.train_steps:
+        while step < end:
             if trace_graph:
                 tf.summary.trace_on(graph=True)
             loss, wrong = train_step(iterator)
@@ -360,7 +365,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
                     logging.info("step %d: training error %.1f%% < %.0f%%, warm-up over, lr back to %g",
                                  step, 100 * sum(window) / len(window), 100 * config.warmup_error, config.lr)
                 warming = step < int(schedule.warmup_end.numpy())
-            last = step == config.train_steps
+            last = step == end
             if step % config.log_every == 0 or last or stop["signal"]:
                 finite_or_raise(step)
                 loss_sum, wrong_sum, count = (float(v) for v in sums.read_value())
@@ -376,7 +381,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
                 logging.info("step %d/%d  loss %.4f  error %.2f%%  lr %.4g  %.0f img/s  ETA %s",
                              step, config.train_steps, stats["train_loss"], stats["train_error"], lr,
                              images_per_second, _format_eta(eta))
-            if step % config.eval_every == 0 or last:
+            if step % config.eval_every == 0 or step == config.train_steps:
                 results = evaluate(step)
                 stats.update(results)
                 if config.plateau_patience:
@@ -388,8 +393,9 @@ def train(config: TrainConfig, task: Task, model_dir: str,
                 stats["interrupted"] = stop["signal"]
                 break
     summaries.flush()
-    stats.update(step=step, images_per_second=images_per_second, wall_seconds=time.time() - t_start)
-    if step >= config.train_steps and not stats["interrupted"]:
+    stats.update(step=step, images_per_second=images_per_second, wall_seconds=time.time() - t_start,
+                 complete=step >= config.train_steps)
+    if stats["complete"]:
         if chief:
             model.save(os.path.join(model_dir, "model.keras"))
             _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))

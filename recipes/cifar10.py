@@ -42,7 +42,7 @@ def main(argv):
     strategy = common.setup_runtime()
     task = tasks.cifar10_task(experiment, config, f.data_dir)
     task.hparams["command"] = common.command_line(sys.argv)
-    common.report(training.train(config, task, model_dir, strategy), model_dir)
+    common.report(training.train(config, task, model_dir, strategy, stop_after=f.stop_after), model_dir)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (measur
 flags.DEFINE_integer("log_every", 100, "Steps between progress lines and training scalars.")
 flags.DEFINE_integer("eval_every", 2000, "Steps between evaluations.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("stop_after", None, "Stop with a checkpoint at this step (to fit a time slot); "
+                     "rerunning without it resumes.")
 
 FLAGS = flags.FLAGS
 
@@ -88,7 +90,11 @@ def report(stats: dict, model_dir: str) -> None:
         print(f"Interrupted at step {stats['step']}; checkpoint written to {model_dir}/checkpoints. "
               "Rerun the same command to resume.", file=sys.stderr)
         sys.exit(128 + int(stats["interrupted"]))
-    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items() if k != "interrupted"}
+    if not stats.get("complete"):
+        print(f"Stopped at step {stats['step']} (--stop_after); rerun without it to continue.")
+        return
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()
+             if k not in ("interrupted", "complete")}
     print(f"Finished {model_dir}: {shown}")
 
 

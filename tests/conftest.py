@@ -5,6 +5,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs, so that MirroredStrategy runs with 2 replicas in-process.
+# Must happen before TF initialises its devices, hence here.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +34,10 @@ def tiny_cifar(tmp_path_factory):
     data_dir = str(root / "tfds")
     prepare_cifar10(str(archive), data_dir)
     return data_dir, arrays
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """One MirroredStrategy over the 2 logical CPUs for the whole session: TF's collective
+    keys clash when several such strategies are created in one process."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

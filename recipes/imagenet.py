@@ -1,0 +1,71 @@
+"""ImageNet (section 3.4, Tables 2-4) with the paper's recipe.
+
+    python -m recipes.imagenet --depth=50                          # ResNet-50, option B, stride on the 1x1
+    python -m recipes.imagenet --depth=34 --shortcut=A             # Table 2/3
+    python -m recipes.imagenet --depth=34 --plain                  # plain-34
+    python -m recipes.imagenet --depth=50 --stride_on=3x3          # "v1.5"
+    python -m recipes.imagenet --depth=50 --lr_schedule=steps      # fixed boundaries instead of plateaus
+
+Batch 256, LR 0.1 divided by 10 when the validation error plateaus, up to 60e4
+iterations, weight decay 1e-4, momentum 0.9. At the end the net is evaluated
+with the centre crop, 10-crop (Tables 2/3) and multi-scale (Table 4) protocols.
+Prepare the data once: python -m tools.prepare_imagenet --manual_dir=... --data_dir=...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import flags
+
+from recipes import common
+
+_DEPTH = flags.DEFINE_integer("depth", 50, "18, 34, 50, 101 or 152.")
+_PLAIN = flags.DEFINE_bool("plain", False, "Train the plain net (no shortcuts).")
+_SHORTCUT = flags.DEFINE_string("shortcut", "B", "Shortcut option A, B (paper for 50+) or C.")
+_STRIDE_ON = flags.DEFINE_string("stride_on", "1x1", "Bottleneck stride on the 1x1 (paper) or 3x3 (v1.5).")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 600_000, "Iterations (60e4 in the paper).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch over all replicas.")
+_LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
+_SCHEDULE = flags.DEFINE_enum("lr_schedule", "plateau", ["plateau", "steps"],
+                              "plateau: /10 when validation error stalls 3 evaluations; steps: /10 at 25/50/75%.")
+_EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", ["center", "ten_crop", "multiscale"],
+                               "Protocol for the evaluations during training.")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.")
+_FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
+                                 "Protocols for the final evaluation.")
+
+
+def main(argv):
+    del argv
+    from keras_resnet import tasks, training
+
+    experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
+                                          stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value)
+    f = common.FLAGS
+    config = tasks.imagenet_train_config(
+        _TRAIN_STEPS.value, plateau=_SCHEDULE.value == "plateau", batch_size=_BATCH_SIZE.value, lr=_LR.value,
+        seed=f.seed, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile, log_every=f.log_every,
+        eval_every=f.eval_every, checkpoint_every=f.checkpoint_every)
+    name = f"{'resnet' if experiment.residual else 'plain'}{experiment.depth}"
+    model_dir = f.model_dir or f"runs/imagenet/{name}-seed{f.seed}"
+    common.check_model_dir(model_dir)
+    strategy = common.setup_runtime()
+    task = tasks.imagenet_task(experiment, config, f.data_dir, eval_examples=_EVAL_EXAMPLES.value)
+    task.hparams["command"] = common.command_line(sys.argv)
+    stats = training.train(config, task, model_dir, strategy, stop_after=f.stop_after)
+    final_model = os.path.join(model_dir, "model.keras")
+    if not stats.get("interrupted") and os.path.exists(final_model):
+        import keras
+        stats.update(tasks.imagenet_final_evaluation(
+            experiment, keras.models.load_model(final_model), f.data_dir, _FINAL_MODES.value,
+            examples=_EVAL_EXAMPLES.value))
+        with open(os.path.join(model_dir, "final_eval.json"), "w") as out:
+            json.dump(stats, out, indent=2)
+    common.report(stats, model_dir)
+
+
+if __name__ == "__main__":
+    common.run(main)

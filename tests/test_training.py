@@ -1,0 +1,179 @@
+"""Specification of the training loop on tiny tasks (CPU)."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from keras_resnet import training
+from keras_resnet.reporting import read_scalars
+from keras_resnet.schedules import PaperSchedule, scale_boundaries
+from keras_resnet.tasks import cifar_train_config
+from training_helpers import dense_model, tiny_config, tiny_task
+
+
+def test_paper_schedule_divides_by_10_at_32k_and_48k():
+    schedule = PaperSchedule(0.1, (32_000, 48_000))
+    assert [round(float(schedule(s)), 6) for s in (0, 31_999, 32_000, 47_999, 48_000, 63_999)] == [
+        0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+
+
+def test_short_runs_scale_the_boundaries():
+    assert scale_boundaries((32_000, 48_000), 64_000, 6_400) == (3_200, 4_800)
+    assert cifar_train_config(20, 2_000).lr_boundaries == (1_000, 1_500)
+
+
+def test_resnet_110_and_deeper_warm_up_at_0_01():
+    assert cifar_train_config(110).warmup_lr == 0.01
+    assert cifar_train_config(56).warmup_lr is None
+
+
+def test_warmup_schedule_returns_to_0_1_when_warmup_ends():
+    schedule = PaperSchedule(0.1, (32_000,), warmup_lr=0.01, warmup_steps=400)
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(399)) == pytest.approx(0.01)
+    assert float(schedule(400)) == pytest.approx(0.1)
+    schedule.end_warmup(37)
+    assert float(schedule(36)) == pytest.approx(0.01) and float(schedule(37)) == pytest.approx(0.1)
+
+
+def test_training_warmup_ends_on_low_error_and_lr_returns_to_0_1(tmp_path):
+    # With a 95% threshold the error of an untrained 4-class net (~75%) ends the warm-up at once.
+    config = tiny_config(train_steps=6, lr=0.1, lr_boundaries=(), warmup_lr=0.01, warmup_steps=400,
+                         warmup_error=0.95, warmup_window=2, log_every=1)
+    training.train(config, tiny_task(), str(tmp_path))
+    lrs = [round(v, 6) for _, v in read_scalars(str(tmp_path / "train"))["learning_rate"]]
+    assert lrs[:2] == [0.01, 0.01] and lrs[2:] == [0.1] * 4
+
+
+def test_training_writes_checkpoints_events_model_and_stats(tmp_path):
+    stats = training.train(tiny_config(), tiny_task(), str(tmp_path))
+    assert stats["step"] == 6 and stats["complete"]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+    train = read_scalars(str(tmp_path / "train"))
+    assert {"loss", "error", "learning_rate", "images_per_second"} <= set(train)
+    assert [s for s, _ in train["loss"]] == [2, 4, 6]
+    test = read_scalars(str(tmp_path / "test"))
+    assert [s for s, _ in test["error"]] == [3, 6]
+    assert test["error"][-1][1] == pytest.approx(stats["test_error"])
+    assert 0 <= stats["test_error"] <= 100
+    with open(tmp_path / "stats.json") as f:
+        assert json.load(f)["step"] == 6
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.output_shape == (None, 4)
+
+
+def test_hparams_and_graph_are_logged(tmp_path):
+    training.train(tiny_config(train_steps=2), tiny_task(), str(tmp_path))
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"))
+    acc.Reload()
+    assert acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.plugin_name == "hparams"
+    assert acc.SummaryMetadata("train_step").plugin_data.plugin_name == "graph_run_metadata_graph"
+
+
+def test_loss_falls_on_a_learnable_task(tmp_path):
+    stats = training.train(tiny_config(train_steps=30, lr=0.05, lr_boundaries=(), log_every=5, eval_every=30),
+                           tiny_task(), str(tmp_path))
+    losses = [v for _, v in read_scalars(str(tmp_path / "train"))["loss"]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert stats["test_error"] < 50
+
+
+def test_resume_continues_at_the_next_step_with_the_right_lr(tmp_path):
+    config = tiny_config(train_steps=6, lr_boundaries=(4,), log_every=1)
+    first = training.train(config, tiny_task(), str(tmp_path), stop_after=3)
+    assert first["step"] == 3 and not first["complete"]
+    assert not (tmp_path / "model.keras").exists()
+    training.train(config, tiny_task(), str(tmp_path))
+    scalars = read_scalars(str(tmp_path / "train"))
+    assert [s for s, _ in scalars["loss"]] == [1, 2, 3, 4, 5, 6]
+    assert [round(v, 6) for _, v in scalars["learning_rate"]] == [0.05] * 4 + [0.005] * 2
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path):
+    tf.config.experimental.enable_op_determinism()
+    config = tiny_config(train_steps=6, log_every=1)
+    keras.utils.set_random_seed(1)
+    training.train(config, tiny_task(), str(tmp_path / "whole"))
+    keras.utils.set_random_seed(1)
+    training.train(config, tiny_task(), str(tmp_path / "parts"), stop_after=2)
+    keras.utils.set_random_seed(99)  # The resumed run must not depend on the process's seed.
+    training.train(config, tiny_task(), str(tmp_path / "parts"))
+    whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    parts = keras.models.load_model(tmp_path / "parts" / "model.keras")
+    for a, b in zip(whole.weights, parts.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    loss = lambda run: [v for _, v in read_scalars(str(tmp_path / run / "train"))["loss"]]
+    assert loss("whole") == loss("parts")
+
+
+def test_a_different_configuration_in_model_dir_is_refused(tmp_path):
+    training.train(tiny_config(train_steps=2), tiny_task(), str(tmp_path))
+    before = sorted(os.listdir(tmp_path))
+    other = tiny_task(hparams={"dataset": "toy", "depth": 14, "batch_size": 16, "seed": 0})
+    with pytest.raises(training.ConfigMismatchError, match="depth: 8 there vs 14 now"):
+        training.train(tiny_config(train_steps=2), other, str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_batch_size_must_divide_across_replicas(tmp_path, two_cpu_strategy):
+    strategy = two_cpu_strategy
+    with pytest.raises(ValueError, match="batch_size 15 is not divisible by the 2 replicas"):
+        training.train(tiny_config(batch_size=15), tiny_task(batch_size=15), str(tmp_path), strategy)
+    assert not os.listdir(tmp_path)
+
+
+def test_two_replicas_follow_one_replica_exactly_without_bn(tmp_path, two_cpu_strategy):
+    """Loss divided by the global batch and weight decay divided among replicas:
+    two replicas compute the same update as one device."""
+    config = tiny_config(train_steps=5, lr=0.1, lr_boundaries=())
+    one = training.train(config, tiny_task(build_model=dense_model), str(tmp_path / "one"))
+    two = training.train(config, tiny_task(build_model=dense_model), str(tmp_path / "two"),
+                         two_cpu_strategy)
+    a = keras.models.load_model(tmp_path / "one" / "model.keras")
+    b = keras.models.load_model(tmp_path / "two" / "model.keras")
+    for u, v in zip(a.weights, b.weights):
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+    assert one["train_loss"] == pytest.approx(two["train_loss"], rel=1e-5)
+
+
+def test_two_replicas_train_a_resnet_and_average_bn_statistics(tmp_path, two_cpu_strategy):
+    stats = training.train(tiny_config(train_steps=3), tiny_task(), str(tmp_path), two_cpu_strategy)
+    assert stats["step"] == 3
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f)["replicas"] == 2
+
+
+@pytest.mark.parametrize("precision,compute", [("bfloat16", "bfloat16"), ("float16", "float16")])
+def test_mixed_precision_runs_with_float32_variables(tmp_path, precision, compute):
+    stats = training.train(tiny_config(train_steps=2, mixed_precision=precision), tiny_task(), str(tmp_path))
+    assert np.isfinite(stats["train_loss"])
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.get_layer("conv1_conv").compute_dtype == compute
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
+    with pytest.raises(training.NonFiniteLossError, match="loss became NaN/Inf at step 3"):
+        training.train(config, tiny_task(nan_at_step=3), str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+    weights = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/")]
+    assert weights
+    for name in weights:
+        assert np.all(np.isfinite(reader.get_tensor(name))), name
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="mixed_precision must be one of none, float16, bfloat16, got 'fp8'"):
+        training.TrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="train_steps must be a positive integer, got 0"):
+        training.TrainConfig(train_steps=0)
+    with pytest.raises(ValueError, match="lr must be a positive number, got -0.1"):
+        training.TrainConfig(lr=-0.1)

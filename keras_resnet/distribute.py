@@ -9,6 +9,25 @@ import keras
 import tensorflow as tf
 
 
+def _num_workers() -> int:
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+
+
+def _local_gpus(num_gpus: int | None) -> list[str]:
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if num_gpus is not None:
+        if num_gpus > len(gpus):
+            raise ValueError(f"num_gpus={num_gpus} but only {len(gpus)} GPU(s) are visible")
+        gpus = gpus[:num_gpus]
+    return gpus
+
+
+def planned_replicas(num_gpus: int | None = None) -> int:
+    """How many replicas ``make_strategy(num_gpus)`` will have, without creating it."""
+    return max(1, _num_workers()) * max(1, len(_local_gpus(num_gpus)))
+
+
 def make_strategy(num_gpus: int | None = None) -> tf.distribute.Strategy:
     """The strategy for this process, following TF's conventions.
 
@@ -18,17 +37,12 @@ def make_strategy(num_gpus: int | None = None) -> tf.distribute.Strategy:
       ``MirroredStrategy``; the paper's CIFAR runs used two GPUs.
     * otherwise one device: ``OneDeviceStrategy`` on the GPU, or the CPU.
     """
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    if sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) > 1:
+    if _num_workers() > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if num_gpus is not None:
-        if num_gpus > len(gpus):
-            raise ValueError(f"num_gpus={num_gpus} but only {len(gpus)} GPU(s) are visible")
-        gpus = gpus[:num_gpus]
+    gpus = _local_gpus(num_gpus)
     if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy([d.name for d in gpus])
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        return tf.distribute.MirroredStrategy(gpus)
+    return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -61,7 +75,7 @@ def sync_batch_norm_statistics(model: keras.Model, strategy: tf.distribute.Strat
     def averaged():
         def replica_fn():
             ctx = tf.distribute.get_replica_context()
-            return [ctx.all_reduce(tf.distribute.ReduceOp.MEAN, v.value) for v in stats]
+            return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in stats])
         return strategy.run(replica_fn)
 
     for variable, mean in zip(stats, averaged()):

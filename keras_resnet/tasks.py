@@ -47,6 +47,11 @@ class CifarExperiment:
         return f"{'resnet' if self.residual else 'plain'}{self.depth}"
 
 
+def experiment_hparams(dataset: str, experiment, config: TrainConfig) -> dict:
+    """The flat configuration of a run: logged to TensorBoard and checked on resume."""
+    return {"dataset": dataset, **dataclasses.asdict(experiment), **dataclasses.asdict(config)}
+
+
 def cifar_train_config(depth: int, train_steps: int = CIFAR_SCHEDULE["train_steps"], **overrides) -> TrainConfig:
     """The paper's CIFAR schedule for ``train_steps`` (boundaries scaled), with the
     0.01 warm-up for ResNet-110 and deeper (section 4.2)."""
@@ -76,8 +81,7 @@ def cifar10_task(experiment: CifarExperiment, config: TrainConfig, data_dir: str
             augment=experiment.augment, normalization=experiment.normalization)
 
     eval_ds = cifar_data.cifar10_eval_dataset(held_out, eval_batch_size, experiment.normalization)
-    hparams = {"dataset": "cifar10", **dataclasses.asdict(experiment),
-               **{k: v for k, v in dataclasses.asdict(config).items()}}
+    hparams = experiment_hparams("cifar10", experiment, config)
     return Task(build_model=build_model, train_dataset=train_dataset,
                 evaluations={experiment.protocol: lambda model: evaluate_classifier(model, eval_ds)},
                 hparams=hparams)
@@ -140,7 +144,7 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
         ds = imagenet_data.imagenet_eval_dataset(raw, mode, eval_batch_size)
         return evaluate_classifier(model, ds, "single" if mode == "center" else mode)
 
-    hparams = {"dataset": "imagenet2012", **dataclasses.asdict(experiment), **dataclasses.asdict(config)}
+    hparams = experiment_hparams("imagenet2012", experiment, config)
     return Task(build_model=build_model, train_dataset=train_dataset,
                 evaluations={"validation": validation}, hparams=hparams)
 

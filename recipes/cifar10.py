@@ -39,7 +39,9 @@ def main(argv):
         eval_every=f.eval_every, checkpoint_every=f.checkpoint_every)
     model_dir = f.model_dir or f"runs/cifar10/{experiment.name}-seed{f.seed}"
     common.check_model_dir(model_dir)
-    strategy = common.setup_runtime()
+    strategy = common.setup_runtime(config.batch_size)
+    training.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
+                                      "replicas": strategy.num_replicas_in_sync})
     task = tasks.cifar10_task(experiment, config, f.data_dir)
     task.hparams["command"] = common.command_line(sys.argv)
     common.report(training.train(config, task, model_dir, strategy, stop_after=f.stop_after), model_dir)

@@ -57,19 +57,23 @@ def check_model_dir(path: str) -> None:
         raise UsageError(f"--model_dir={path} cannot be created: {parent} is not a writable directory")
 
 
-def setup_runtime():
+def setup_runtime(batch_size: int):
     """Process-wide settings that library code never touches: devices, seeds, determinism.
 
-    Returns the ``tf.distribute`` strategy to train under.
+    Checks that ``batch_size`` divides over the replicas before anything is
+    created, and returns the ``tf.distribute`` strategy to train under.
     """
     import keras
     import tensorflow as tf
 
-    from keras_resnet.distribute import make_strategy
+    from keras_resnet.distribute import make_strategy, planned_replicas
 
     if FLAGS.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+    replicas = FLAGS.cpu_replicas if FLAGS.cpu_replicas > 1 else planned_replicas(FLAGS.num_gpus)
+    if batch_size % replicas:
+        raise UsageError(f"batch_size {batch_size} is not divisible by the {replicas} replicas")
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -98,6 +102,20 @@ def report(stats: dict, model_dir: str) -> None:
     print(f"Finished {model_dir}: {shown}")
 
 
+def _import_tensorflow_quietly() -> None:
+    """TF's native start-up lines (CUDA stubs, CPU features) are written to fd 2 before its
+    logging is configured; hide them so that errors stay one line. Python errors still show."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run(main) -> None:
     """``app.run`` whose bad-input errors (``ValueError``) exit with status 2 and one line."""
     def guarded(argv):
@@ -113,4 +131,5 @@ def run(main) -> None:
             sys.exit(1)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _import_tensorflow_quietly()
     app.run(guarded, flags_parser=parse_flags)

@@ -52,7 +52,9 @@ def main(argv):
     name = f"{'resnet' if experiment.residual else 'plain'}{experiment.depth}"
     model_dir = f.model_dir or f"runs/imagenet/{name}-seed{f.seed}"
     common.check_model_dir(model_dir)
-    strategy = common.setup_runtime()
+    strategy = common.setup_runtime(config.batch_size)
+    training.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
+                                      "replicas": strategy.num_replicas_in_sync})
     task = tasks.imagenet_task(experiment, config, f.data_dir, eval_examples=_EVAL_EXAMPLES.value)
     task.hparams["command"] = common.command_line(sys.argv)
     stats = training.train(config, task, model_dir, strategy, stop_after=f.stop_after)

@@ -132,7 +132,7 @@ def test_channel_normalization_ablation(tiny_cifar):
 
 
 def test_unprepared_data_says_how_to_prepare(tmp_path):
-    with pytest.raises(DataNotPreparedError, match="python -m tools.prepare_cifar10 --archive="):
+    with pytest.raises(DataNotPreparedError, match="cifar10 is not prepared in .* python -m tools.prepare_cifar10 --archive="):
         load_cifar10("train", str(tmp_path))
 
 

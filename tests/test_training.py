@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet import training
+from keras_resnet import cifar_resnet, training
 from keras_resnet.reporting import read_scalars
 from keras_resnet.schedules import PaperSchedule, scale_boundaries
 from keras_resnet.tasks import cifar_train_config
@@ -142,8 +142,19 @@ def test_two_replicas_follow_one_replica_exactly_without_bn(tmp_path, two_cpu_st
 
 
 def test_two_replicas_train_a_resnet_and_average_bn_statistics(tmp_path, two_cpu_strategy):
-    stats = training.train(tiny_config(train_steps=3), tiny_task(), str(tmp_path), two_cpu_strategy)
+    built = []
+
+    def build_model(dtype):
+        built.append(cifar_resnet(8, num_classes=4, classifier_activation=None, dtype=dtype))
+        return built[-1]
+
+    stats = training.train(tiny_config(train_steps=3), tiny_task(build_model=build_model), str(tmp_path),
+                           two_cpu_strategy)
     assert stats["step"] == 3
+    moving = built[-1].get_layer("conv2_1_1_bn").moving_mean.value
+    first, second = (v.numpy() for v in two_cpu_strategy.experimental_local_results(moving))
+    assert np.any(first != 0)
+    np.testing.assert_array_equal(first, second)
     with open(tmp_path / "config.json") as f:
         assert json.load(f)["replicas"] == 2
 

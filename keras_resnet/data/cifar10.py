@@ -117,12 +117,23 @@ class CifarData:
         return len(self.labels)
 
 
+def prepared_builder(name: str, data_dir: str | None, how_to_prepare: str) -> tfds.core.DatasetBuilder:
+    """TFDS's builder for ``name`` if it is prepared in ``data_dir``, else ``DataNotPreparedError``.
+
+    Checked on disk first, so a missing dataset gives one clear line and no TFDS warnings.
+    """
+    root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR") or tfds.core.constants.DATA_DIR)
+    version_dir = os.path.join(root, name, str(tfds.builder_cls(name).VERSION))
+    if not os.path.exists(os.path.join(version_dir, "dataset_info.json")):
+        raise DataNotPreparedError(f"{name} is not prepared in {version_dir} and cannot be downloaded here; "
+                                   f"run {how_to_prepare.format(data_dir=root)}")
+    return tfds.builder(name, data_dir=root)
+
+
 def _read_split(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    builder = tfds.builder("cifar10", data_dir=data_dir)
-    if not builder.is_prepared():
-        raise DataNotPreparedError(
-            f"CIFAR-10 is not prepared in {builder.data_dir!r} and cannot be downloaded here; run "
-            f"python -m tools.prepare_cifar10 --archive=PATH/cifar-10-binary.tar.gz --data_dir={data_dir or '~/tensorflow_datasets'}")
+    builder = prepared_builder(
+        "cifar10", data_dir,
+        "python -m tools.prepare_cifar10 --archive=PATH/cifar-10-binary.tar.gz --data_dir={data_dir}")
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     return data["image"], data["label"].astype(np.int32)
 
@@ -139,7 +150,7 @@ def pixel_statistics(split: str, data_dir: str | None,
     The cache file is keyed by the split string, so choosing another training
     split (e.g. the 45k/5k protocol) recomputes it.
     """
-    builder = tfds.builder("cifar10", data_dir=data_dir)
+    builder = prepared_builder("cifar10", data_dir, "python -m tools.prepare_cifar10 --data_dir={data_dir}")
     path = _mean_cache_path(builder.data_dir, split)
     if os.path.exists(path):
         with np.load(path) as cached:

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_resnet.data.cifar10 import DataNotPreparedError
+from keras_resnet.data.cifar10 import prepared_builder
 
 CROP = 224
 SCALE_RANGE = (256, 480)  # Section 3.4, following [41].
@@ -56,11 +56,9 @@ def prepare_imagenet(manual_dir: str, data_dir: str | None = None) -> tfds.core.
 def imagenet_split(split: str, data_dir: str | None = None, shuffle_files: bool = False,
                    input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """Raw ``(jpeg_bytes, label)`` pairs of a prepared split (files sharded per pipeline)."""
-    builder = tfds.builder("imagenet2012", data_dir=data_dir)
-    if not builder.is_prepared():
-        raise DataNotPreparedError(
-            f"imagenet2012 is not prepared in {builder.data_dir!r}; download the ILSVRC 2012 tars and run "
-            f"python -m tools.prepare_imagenet --manual_dir=DIR_WITH_TARS --data_dir={data_dir or '~/tensorflow_datasets'}")
+    builder = prepared_builder(
+        "imagenet2012", data_dir,
+        "python -m tools.prepare_imagenet --manual_dir=DIR_WITH_ILSVRC2012_TARS --data_dir={data_dir}")
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=None)
     ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config,
                             decoders={"image": tfds.decode.SkipDecoding()})

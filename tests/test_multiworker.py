@@ -1,0 +1,54 @@
+"""MultiWorkerMirroredStrategy with two local worker processes on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+WORKER = os.path.join(os.path.dirname(__file__), "multiworker_worker.py")
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_workers(model_dir, outs, steps, timeout=300):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for i, out in enumerate(outs):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                   CUDA_VISIBLE_DEVICES="")
+        procs.append(subprocess.Popen([sys.executable, WORKER, str(model_dir), str(out), str(steps)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+
+
+@pytest.mark.slow
+def test_two_workers_end_with_identical_weights_and_bn_statistics(tmp_path):
+    outs = [tmp_path / "w0.npz", tmp_path / "w1.npz"]
+    run_workers(tmp_path / "run", outs, steps=4)
+    w0, w1 = (np.load(o) for o in outs)
+    assert bool(w0["chief"]) and not bool(w1["chief"])
+    assert int(w0["step"]) == int(w1["step"]) == 4
+    names = [k for k in w0.files if k not in ("step", "chief")]
+    assert any("moving_mean" in k for k in names)
+    for name in names:  # BN statistics are averaged over the workers at the end.
+        np.testing.assert_array_equal(w0[name], w1[name], err_msg=name)
+    # Only the chief keeps checkpoints, the logs and the final model.
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-4")
+    assert (tmp_path / "run" / "model.keras").exists()
+    assert not (tmp_path / "run" / "scratch" / "worker1").exists()

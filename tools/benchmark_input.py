@@ -1,0 +1,83 @@
+"""Input-pipeline throughput: images/s of the CIFAR-10 and ImageNet training pipelines.
+
+    python -m tools.benchmark_input --data_dir=data/tfds [--imagenet_jpegs=../shared/data/imagenet-samples]
+
+CIFAR: the real prepared data (``--data_dir``), batches of 128, exactly what the
+recipe feeds. ImageNet: the training preprocessing (fused decode-and-crop,
+scale augmentation, flip, PCA colour) on JPEGs in memory: generated 500x375
+photographs-like images, or the files of ``--imagenet_jpegs``.
+"""
+
+from __future__ import annotations
+
+import glob
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from keras_resnet.data import cifar10_train_dataset, load_cifar10
+from keras_resnet.data.imagenet import train_preprocess
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10 prepared.")
+_JPEGS = flags.DEFINE_string("imagenet_jpegs", None, "Folder of JPEGs; default: generated 500x375 images.")
+_BATCHES = flags.DEFINE_integer("batches", 200, "Timed CIFAR batches per repeat.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported.")
+
+
+def images_per_second(dataset: tf.data.Dataset, batches: int, batch_size: int, repeats: int) -> list[float]:
+    iterator = iter(dataset)
+    for _ in range(5):  # Warm-up: tracing, autotuning, prefetch buffers.
+        next(iterator)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        rates.append(batches * batch_size / (time.perf_counter() - start))
+    return rates
+
+
+def generated_jpegs(n: int = 64, seed: int = 0) -> list[bytes]:
+    """Smooth random images (so JPEG sizes resemble photographs), 500x375 like ImageNet's average."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        small = rng.integers(0, 256, (24, 32, 3)).astype(np.float32)
+        big = tf.image.resize(small[None], [375, 500], method="bicubic")[0]
+        noisy = tf.clip_by_value(big + rng.normal(0, 8, (375, 500, 3)), 0, 255)
+        out.append(tf.io.encode_jpeg(tf.cast(noisy, tf.uint8), quality=90).numpy())
+    return out
+
+
+def imagenet_dataset(jpegs: list[bytes], batch_size: int) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat()
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=0).batch(2))
+    ds = ds.map(train_preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def main(argv):
+    del argv
+    rows = []
+    if _DATA_DIR.value:
+        data = load_cifar10("train", _DATA_DIR.value)
+        rates = images_per_second(cifar10_train_dataset(data, 128, seed=0), _BATCHES.value, 128, _REPEATS.value)
+        rows.append(("CIFAR-10 train (real data, batch 128)", rates))
+    if _JPEGS.value:
+        files = sorted(glob.glob(f"{_JPEGS.value}/*.JPEG"))
+        jpegs = [open(f, "rb").read() for f in files]
+        label = f"ImageNet train ({len(jpegs)} real JPEGs, batch 32)"
+    else:
+        jpegs = generated_jpegs()
+        label = "ImageNet train (generated 500x375 JPEGs, batch 32)"
+    rows.append((label, images_per_second(imagenet_dataset(jpegs, 32), 20, 32, _REPEATS.value)))
+    print("| pipeline | images/s (median) | runs |\n| --- | ---: | --- |")
+    for name, rates in rows:
+        print(f"| {name} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |")
+
+
+if __name__ == "__main__":
+    app.run(main)

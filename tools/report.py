@@ -1,0 +1,91 @@
+"""The paper's tables and figures, regenerated from the runs' TensorBoard logs (no retraining).
+
+    python -m tools.report --runs=runs/table6 --out=docs/results [--data_dir=data/tfds]
+
+Writes ``report.md`` with Table 6 (and Tables 2-4 for ImageNet runs) beside the paper, Figure 6
+(``figure6.png``: training error dashed, test error solid, plain left, ResNet right) and, when
+``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from keras_resnet import reporting
+
+_RUNS = flags.DEFINE_string("runs", None, "Folder holding run folders (each with config.json).", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, for Figure 7.")
+_FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Figure 7.")
+
+
+def figure7(runs, data_dir: str, images: int, path: str) -> list[str]:
+    """Figure 7 from the finished CIFAR runs' exported models; returns the runs used."""
+    import keras
+
+    from keras_resnet.data import cifar10_eval_dataset, load_cifar10
+
+    responses, used = {}, []
+    for run in runs:
+        model_path = os.path.join(run.model_dir, "model.keras")
+        if run.config.get("dataset") != "cifar10" or not os.path.exists(model_path):
+            continue
+        test = load_cifar10("test", data_dir)
+        x = next(iter(cifar10_eval_dataset(test, images).take(1)))[0].numpy()
+        label = f"{reporting.run_label(run.config)} (seed {run.config.get('seed')})"
+        stds = [s for _, s in reporting.layer_response_std(keras.models.load_model(model_path), x)]
+        responses[label] = stds
+        used.append(run.model_dir)
+    if responses:
+        reporting.plot_layer_responses(responses, path)
+    return used
+
+
+def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: int) -> str:
+    runs = reporting.find_runs(runs_root)
+    os.makedirs(out, exist_ok=True)
+    table, notes = reporting.cifar_table(runs)
+    lines = [f"# Reproduction report for `{runs_root}`", "",
+             "Errors (%) at the final iteration of each run, never the best epoch. Runs shorter than the "
+             "paper's schedule are marked SHORT and not compared with the paper.", "",
+             "## CIFAR-10 (Table 6)", "", table, ""]
+    if notes:
+        lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]
+    imagenet = reporting.imagenet_table(runs)
+    if imagenet:
+        lines += ["## ImageNet (Tables 2-4)", "", imagenet, ""]
+    cifar_runs = [r for r in runs if r.config.get("dataset") == "cifar10"]
+    if cifar_runs:
+        reporting.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)")
+        lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", ""]
+    imagenet_runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
+    if imagenet_runs:
+        reporting.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)")
+        lines += ["## Figure 4", "", "![Figure 4](figure4.png)", ""]
+    if data_dir:
+        used = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))
+        if used:
+            lines += ["## Figure 7: std of layer responses", "",
+                      f"On the first {fig7_images} test images. ![Figure 7](figure7.png)", ""]
+    lines += ["## Commands", ""]
+    for run in runs:
+        lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`")
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv):
+    del argv
+    try:
+        path = write_report(_RUNS.value, _OUT.value or _RUNS.value, _DATA_DIR.value, _FIG7_IMAGES.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -67,9 +67,9 @@ def sync_batch_norm_statistics(model: keras.Model, strategy: tf.distribute.Strat
     images per GPU in the paper); the copies drift apart. Evaluation,
     checkpoints and exports use their mean. Must be called by every worker.
     """
-    if strategy.num_replicas_in_sync == 1:
-        return
     stats = batch_norm_statistics(model)
+    if strategy.num_replicas_in_sync == 1 or not stats:
+        return
 
     @tf.function
     def averaged():

@@ -216,6 +216,64 @@ def _write_hparams(summaries: _Summaries, hparams: dict) -> None:
         hp.hparams(flat)
 
 
+class StepCounters:
+    """Device-side bookkeeping of the train step, so that it needs no host sync per step:
+    the global step, sums of (loss * batch, wrong, images) since the last log, and the first
+    step whose loss was not finite (-1: none). Create under the strategy's scope."""
+
+    def __init__(self):
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.sums = tf.Variable(tf.zeros([3]), trainable=False, name="interval_sums")
+        self.first_bad = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+
+
+def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strategy, global_batch: int,
+                    counters: StepCounters, jit_compile: bool = False) -> Callable:
+    """The compiled step ``iterator -> (loss, wrong)`` used by ``train()`` and the benchmarks.
+
+    Cross-entropy averaged over the GLOBAL batch plus the model's L2 losses divided among the
+    replicas, so the summed replica gradients equal the one-device gradient of the paper's
+    objective; float16 loss scaling when ``optimizer`` is a ``LossScaleOptimizer``.
+    """
+    def step_fn(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            decay = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+            total = loss + tf.nn.scale_regularization_loss(tf.cast(decay, tf.float32))
+            scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
+        return loss, wrong
+
+    replica_step = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
+
+    @tf.function
+    def train_step(iterator):
+        loss, wrong = strategy.run(replica_step, args=next(iterator))
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
+        counters.step.assign_add(1)
+        counters.sums.assign_add(tf.stack([loss * global_batch, wrong, float(global_batch)]))
+        bad = (counters.first_bad < 0) & ~tf.math.is_finite(loss)
+        counters.first_bad.assign(tf.where(bad, counters.step, counters.first_bad))
+        return loss, wrong
+
+    return train_step
+
+
+def make_optimizer(config: TrainConfig):
+    """SGD with momentum on the paper's schedule (wrapped for loss scaling under float16)."""
+    schedule = PaperSchedule(config.lr, config.lr_boundaries, config.lr_decay, config.warmup_lr, config.warmup_steps)
+    optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
+    if config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer, schedule
+
+
 def train(config: TrainConfig, task: Task, model_dir: str,
           strategy: tf.distribute.Strategy | None = None, stop_after: int | None = None) -> dict:
     """Trains ``task`` for ``config.train_steps`` in ``model_dir``, resuming if a checkpoint is there.
@@ -246,19 +304,12 @@ def train(config: TrainConfig, task: Task, model_dir: str,
 
     with strategy.scope():
         model = task.build_model(PRECISIONS[config.mixed_precision])
-        schedule = PaperSchedule(config.lr, config.lr_boundaries, config.lr_decay,
-                                 config.warmup_lr, config.warmup_steps)
-        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
-        if config.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer, schedule = make_optimizer(config)
         optimizer.build(model.trainable_variables)
         best = tf.Variable(float("inf"), trainable=False, name="plateau_best")
         since_best = tf.Variable(0, dtype=tf.int64, trainable=False, name="plateau_wait")
-        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        # Sums of (loss * batch, wrong, images) over the log interval, and the first step
-        # whose loss was not finite (-1: none), kept on the device to avoid a sync per step.
-        sums = tf.Variable(tf.zeros([3]), trainable=False, name="interval_sums")
-        first_bad = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        counters = StepCounters()
+        global_step, sums, first_bad = counters.step, counters.sums, counters.first_bad
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step,
                                          warmup_end=schedule.warmup_end, plateau_factor=schedule.plateau_factor,
                                          plateau_best=best, plateau_wait=since_best)
@@ -277,32 +328,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     iterator = iter(dataset)
     global_batch = config.batch_size
 
-    def step_fn(images, labels):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            # Mean over the GLOBAL batch, and the L2 term divided among replicas, so that
-            # the summed gradients equal the one-device gradient of the paper's objective.
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            decay = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-            total = loss + tf.nn.scale_regularization_loss(tf.cast(decay, tf.float32))
-            scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        wrong = tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != tf.cast(labels, tf.int32), tf.float32))
-        return loss, wrong
-
-    replica_step = tf.function(step_fn, jit_compile=True) if config.jit_compile else step_fn
-
-    @tf.function
-    def train_step(it):
-        loss, wrong = strategy.run(replica_step, args=next(it))
-        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-        wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
-        global_step.assign_add(1)
-        sums.assign_add(tf.stack([loss * global_batch, wrong, float(global_batch)]))
-        first_bad.assign(tf.where((first_bad < 0) & ~tf.math.is_finite(loss), global_step, first_bad))
-        return loss, wrong
+    train_step = make_train_step(model, optimizer, strategy, global_batch, counters, config.jit_compile)
 
     @tf.function
     def weights_finite():

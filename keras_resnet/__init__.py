@@ -1,19 +1,31 @@
 """keras-resnet: the networks and recipes of He et al., "Deep Residual Learning
-for Image Recognition" (CVPR 2016, arXiv:1512.03385), in Keras 3."""
+for Image Recognition" (CVPR 2016, arXiv:1512.03385), in Keras 3.
 
-from keras_resnet.blocks import BlockOptions, basic_block, bottleneck_block
-from keras_resnet.flops import count_flops
-from keras_resnet.layers import ZeroPadShortcut
-from keras_resnet.models import IMAGENET_SPECS, cifar_resnet, imagenet_resnet
+The public names below are imported on first use, so that importing a submodule
+(e.g. ``keras_resnet.cli`` in the command-line tools) does not load TensorFlow.
+"""
 
-__all__ = [
-    "BlockOptions",
-    "IMAGENET_SPECS",
-    "ZeroPadShortcut",
-    "basic_block",
-    "bottleneck_block",
-    "cifar_resnet",
-    "count_flops",
-    "imagenet_resnet",
-]
+import importlib
+
+_PUBLIC = {
+    "BlockOptions": "keras_resnet.blocks",
+    "basic_block": "keras_resnet.blocks",
+    "bottleneck_block": "keras_resnet.blocks",
+    "count_flops": "keras_resnet.flops",
+    "ZeroPadShortcut": "keras_resnet.layers",
+    "IMAGENET_SPECS": "keras_resnet.models",
+    "cifar_resnet": "keras_resnet.models",
+    "imagenet_resnet": "keras_resnet.models",
+}
+__all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'keras_resnet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
-USAGE_EXIT = 2
+from keras_resnet import cli
 
 flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and the final model go "
                     "(default: runs/<dataset>/<net>-seed<seed>).")
@@ -33,19 +33,7 @@ class UsageError(ValueError):
     """Bad input: reported as one line on stderr with exit status 2."""
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(USAGE_EXIT)
-
-
-def parse_flags(argv):
-    """absl parsing with its errors reduced to one line and exit status 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e).splitlines()[0])
-
-
+run = cli.run
 def check_model_dir(path: str) -> None:
     """A ``model_dir`` must be a directory or creatable as one; nothing is created here."""
     if os.path.exists(path) and not os.path.isdir(path):
@@ -102,34 +90,3 @@ def report(stats: dict, model_dir: str) -> None:
     print(f"Finished {model_dir}: {shown}")
 
 
-def _import_tensorflow_quietly() -> None:
-    """TF's native start-up lines (CUDA stubs, CPU features) are written to fd 2 before its
-    logging is configured; hide them so that errors stay one line. Python errors still show."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def run(main) -> None:
-    """``app.run`` whose bad-input errors (``ValueError``) exit with status 2 and one line."""
-    def guarded(argv):
-        from keras_resnet.data import DataNotPreparedError
-        from keras_resnet.training import NonFiniteLossError
-        try:
-            return main(argv)
-        except (ValueError, DataNotPreparedError) as e:
-            logging.flush()
-            fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        except NonFiniteLossError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _import_tensorflow_quietly()
-    app.run(guarded, flags_parser=parse_flags)

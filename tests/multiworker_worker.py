@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path[:0] = [os.path.dirname(__file__), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
 import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_resnet import cifar_resnet, distribute, training  # noqa: E402
@@ -17,6 +18,7 @@ from training_helpers import tiny_config, tiny_task  # noqa: E402
 
 
 def main(model_dir, out, steps):
+    logging.set_verbosity(logging.INFO)  # So the test can read "Resumed from ... at step k".
     strategy = distribute.make_strategy()
     assert isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy), type(strategy)
     built = []

@@ -23,7 +23,7 @@ def free_ports(n):
     return ports
 
 
-def run_workers(model_dir, outs, steps, timeout=300):
+def start_workers(model_dir, outs, steps):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -32,9 +32,15 @@ def run_workers(model_dir, outs, steps, timeout=300):
                    CUDA_VISIBLE_DEVICES="")
         procs.append(subprocess.Popen([sys.executable, WORKER, str(model_dir), str(out), str(steps)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def run_workers(model_dir, outs, steps, timeout=300):
+    procs = start_workers(model_dir, outs, steps)
     logs = [p.communicate(timeout=timeout)[0] for p in procs]
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
+    return logs
 
 
 @pytest.mark.slow
@@ -52,3 +58,27 @@ def test_two_workers_end_with_identical_weights_and_bn_statistics(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-4")
     assert (tmp_path / "run" / "model.keras").exists()
     assert not (tmp_path / "run" / "scratch" / "worker1").exists()
+
+
+@pytest.mark.slow
+def test_killing_a_worker_and_restarting_the_job_resumes_from_the_last_checkpoint(tmp_path):
+    import time
+    outs = [tmp_path / "w0.npz", tmp_path / "w1.npz"]
+    procs = start_workers(tmp_path / "run", outs, steps=400)
+    deadline = time.time() + 240
+    while not tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")):
+        assert time.time() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.2)
+    procs[1].kill()  # One worker dies; the job is then stopped and restarted as a whole.
+    procs[1].communicate()
+    procs[0].kill()
+    procs[0].communicate()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    step = int(latest.rsplit("-", 1)[1])
+    assert step < 400
+    logs = run_workers(tmp_path / "run", outs, steps=step + 2)
+    assert f"at step {step}" in logs[0]
+    w0, w1 = (np.load(o) for o in outs)
+    assert int(w0["step"]) == int(w1["step"]) == step + 2
+    for name in (k for k in w0.files if k not in ("step", "chief")):
+        np.testing.assert_array_equal(w0[name], w1[name], err_msg=name)

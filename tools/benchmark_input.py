@@ -14,10 +14,11 @@ import glob
 import statistics
 import time
 
+from absl import flags
+
+from keras_resnet import cli  # noqa: I001 - first: imports TensorFlow quietly.
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
-
 from keras_resnet.data import cifar10_train_dataset, load_cifar10
 from keras_resnet.data.imagenet import train_preprocess
 
@@ -80,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

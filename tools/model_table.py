@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from keras_resnet import cli
 from keras_resnet import cifar_resnet, count_flops, imagenet_resnet, paper
 
 _CIFAR = flags.DEFINE_list("cifar_depths", ["20", "32", "44", "56", "110"], "CIFAR depths (6n+2); 1202 takes ~30 s.")
@@ -40,14 +41,11 @@ def model_table(cifar_depths, imagenet_depths) -> str:
 
 def main(argv):
     del argv
-    try:
-        cifar = [int(d) for d in _CIFAR.value]
-        imagenet = [int(d) for d in _IMAGENET.value]
-        table = model_table(cifar, imagenet)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    cifar = [int(d) for d in _CIFAR.value]
+    imagenet = [int(d) for d in _IMAGENET.value]
+    table = model_table(cifar, imagenet)
     print(table)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

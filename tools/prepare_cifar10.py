@@ -7,8 +7,9 @@ Afterwards ``tfds.load("cifar10", data_dir="data/tfds", download=False)`` and
 is logged; rebuilt copies whose checksum differs from the official one are accepted.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from keras_resnet import cli
 from keras_resnet.data.cifar10 import prepare_cifar10
 
 _ARCHIVE = flags.DEFINE_string("archive", None, "Path to cifar-10-binary.tar.gz.", required=True)
@@ -17,14 +18,11 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory to prepar
 
 def main(argv):
     del argv
-    try:
-        builder = prepare_cifar10(_ARCHIVE.value, _DATA_DIR.value)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    builder = prepare_cifar10(_ARCHIVE.value, _DATA_DIR.value)
     splits = {name: info.num_examples for name, info in builder.info.splits.items()}
     logging.info("cifar10 ready in %s: %s", builder.data_dir, splits)
     print(f"cifar10 prepared in {builder.data_dir}: {splits}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
+from keras_resnet import cli
 from keras_resnet import reporting
 
 _RUNS = flags.DEFINE_string("runs", None, "Folder holding run folders (each with config.json).", required=True)
@@ -80,12 +81,9 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
 
 def main(argv):
     del argv
-    try:
-        path = write_report(_RUNS.value, _OUT.value or _RUNS.value, _DATA_DIR.value, _FIG7_IMAGES.value)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    path = write_report(_RUNS.value, _OUT.value or _RUNS.value, _DATA_DIR.value, _FIG7_IMAGES.value)
     print(f"Wrote {path}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from keras_resnet import cli
 
 _RECIPE = flags.DEFINE_enum("recipe", "cifar10", ["cifar10", "imagenet"], "Which recipe to run.")
 _DEPTHS = flags.DEFINE_list("depths", ["20", "32", "44", "56", "110"], "Depths.")
@@ -88,10 +90,7 @@ def _visible_gpus() -> int:
 
 def main(argv):
     del argv
-    try:
-        runs = plan(_RECIPE.value, _DEPTHS.value, _VARIANTS.value, _SEEDS.value, _ROOT.value, _PASSTHROUGH)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    runs = plan(_RECIPE.value, _DEPTHS.value, _VARIANTS.value, _SEEDS.value, _ROOT.value, _PASSTHROUGH)
     parallel = _GPUS.value or (1 if _DRY_RUN.value else max(1, _visible_gpus()))
     status = run_sweep(runs, parallel, _DRY_RUN.value)
     failed = [d for d, s in status.items() if s.startswith("failed")]
@@ -108,4 +107,4 @@ def _parse(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    cli.run(main, flags_parser=_parse)

@@ -1,0 +1,104 @@
+"""Training and inference throughput of one net, through the recipes' own train step.
+
+``measure`` is meant to run in a fresh process per configuration (``tools.benchmark`` does
+that), so that the peak host memory it reports belongs to that configuration alone.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet.flops import count_flops
+from keras_resnet.models import cifar_resnet, imagenet_resnet
+from keras_resnet.training import PRECISIONS, StepCounters, TrainConfig, make_optimizer, make_train_step
+
+MODELS = ("cifar20", "cifar56", "cifar110", "cifar1202", "imagenet50", "keras_resnet50")
+# Dense peak TFLOP/s of known accelerators (vendor figures): float32 (TF32 off) and 16-bit.
+PEAK_TFLOPS = {
+    "H100": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
+    "H200": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
+    "A100": {"float32": 19.5, "bfloat16": 312.0, "float16": 312.0},
+    "V100": {"float32": 15.7, "bfloat16": 0.0, "float16": 125.0},
+}
+
+
+def build(name: str, precision: str, image_size: int | None = None) -> keras.Model:
+    """The net ``name`` returning logits, under the dtype policy of ``precision``."""
+    policy = PRECISIONS[precision]
+    if name.startswith("cifar"):
+        size = image_size or 32
+        return cifar_resnet(int(name[5:]), classifier_activation=None, dtype=policy, input_shape=(size, size, 3))
+    size = image_size or 224
+    if name == "imagenet50":
+        return imagenet_resnet(50, classifier_activation=None, dtype=policy, input_shape=(size, size, 3))
+    if name == "keras_resnet50":
+        # keras.applications takes no dtype argument: the process-wide policy is the only way.
+        keras.mixed_precision.set_global_policy(policy)
+        return keras.applications.ResNet50(weights=None, classifier_activation=None, input_shape=(size, size, 3))
+    raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
+
+
+def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float | None]:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU", peak_tflops
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    if peak_tflops:
+        return name, peak_tflops
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in name:
+            return name, peaks["float32" if precision == "none" else precision] or None
+    return name, None
+
+
+def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compile: bool = False,
+            steps: int = 10, warmup: int = 3, image_size: int | None = None,
+            peak_tflops: float | None = None) -> dict:
+    """Median training and inference images/s, peak memory and achieved FLOP/s of one net."""
+    strategy = tf.distribute.get_strategy()
+    model = build(name, precision, image_size)
+    shape = model.input_shape[1:]
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(batch_size, *shape)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, model.output_shape[-1], batch_size).astype(np.int32))
+    config = TrainConfig(batch_size=batch_size, mixed_precision=precision, jit_compile=jit_compile)
+    optimizer, _ = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, optimizer, strategy, batch_size, StepCounters(), jit_compile)
+    iterator = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+
+    def timed(fn, n):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            float(tf.reduce_sum(fn()[0]))  # Wait for the device.
+            times.append(time.perf_counter() - start)
+        return times
+
+    timed(lambda: step(iterator), warmup)
+    train_times = timed(lambda: step(iterator), steps)
+    infer = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
+    timed(lambda: [infer(images)], warmup)
+    infer_times = timed(lambda: [infer(images)], steps)
+
+    train_ips = batch_size / statistics.median(train_times)
+    flops_per_image = 2 * 3 * count_flops(model)  # Multiply-add = 2 FLOPs; backward ~ 2x forward.
+    device, peak = _device_peak(precision, peak_tflops)
+    achieved = train_ips * flops_per_image / 1e12
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu_peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpus else None
+    return {
+        "model": name, "precision": precision, "batch_size": batch_size, "jit_compile": jit_compile,
+        "device": device, "train_images_per_second": train_ips,
+        "inference_images_per_second": batch_size / statistics.median(infer_times),
+        "train_step_seconds_median": statistics.median(train_times), "timed_steps": steps,
+        "peak_host_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": gpu_peak, "achieved_tflops": achieved,
+        "fraction_of_peak": achieved / peak if peak else None,
+    }

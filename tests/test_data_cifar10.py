@@ -97,6 +97,11 @@ def test_start_step_resumes_the_same_stream(tiny_cifar):
     resumed = [x.numpy() for x, _ in cifar10_train_dataset(data, 16, seed=5, start_step=7).take(3)]
     for u, v in zip(full[7:], resumed):
         np.testing.assert_array_equal(u, v)
+    # Several epochs in (20 x 16 = 320 images = 3 epochs + 20): the same images and crops.
+    far = [x.numpy() for x, _ in cifar10_train_dataset(data, 16, seed=5).take(22)][20:]
+    jumped = [x.numpy() for x, _ in cifar10_train_dataset(data, 16, seed=5, start_step=20).take(2)]
+    for u, v in zip(far, jumped):
+        np.testing.assert_array_equal(u, v)
 
 
 def test_two_pipelines_get_disjoint_halves_of_each_global_batch(tiny_cifar):

@@ -211,15 +211,16 @@ def crop_and_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf
 def _global_batches(num_examples: int, global_batch: int, seed: int, start_step: int) -> tf.data.Dataset:
     """(step, indices) for every step from ``start_step``: a fresh permutation every epoch,
     batches running on across epoch boundaries, everything a function of (seed, step)."""
-    epochs = tf.data.Dataset.range(2**62)
+    # Jump straight to the epoch and position of ``start_step``: resuming costs nothing.
+    first_epoch, offset = divmod(start_step * global_batch, num_examples)
+    epochs = tf.data.Dataset.range(first_epoch, 2**62)
 
     def permutation(epoch):
         return tf.random.experimental.stateless_shuffle(
             tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
 
-    indices = epochs.map(permutation).unbatch().batch(global_batch, drop_remainder=True)
-    steps = tf.data.Dataset.range(2**62)
-    return tf.data.Dataset.zip(steps, indices).skip(start_step)
+    indices = epochs.map(permutation).unbatch().skip(offset).batch(global_batch, drop_remainder=True)
+    return tf.data.Dataset.zip(tf.data.Dataset.range(start_step, 2**62), indices)
 
 
 def cifar10_train_dataset(

@@ -34,9 +34,8 @@ def main(argv):
                                        protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value)
     f = common.FLAGS
     config = tasks.cifar_train_config(
-        experiment.depth, _TRAIN_STEPS.value, batch_size=_BATCH_SIZE.value, lr=_LR.value, seed=f.seed,
-        mixed_precision=f.mixed_precision, jit_compile=f.jit_compile, log_every=f.log_every,
-        eval_every=f.eval_every, checkpoint_every=f.checkpoint_every)
+        experiment.depth, _TRAIN_STEPS.value, batch_size=_BATCH_SIZE.value, lr=_LR.value,
+        **common.runtime_settings())
     model_dir = f.model_dir or f"runs/cifar10/{experiment.name}-seed{f.seed}"
     common.check_model_dir(model_dir)
     strategy = common.setup_runtime(config.batch_size)

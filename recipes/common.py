@@ -34,6 +34,12 @@ class UsageError(ValueError):
 
 
 run = cli.run
+def runtime_settings() -> dict:
+    """The shared flags that go into every recipe's ``TrainConfig``."""
+    return dict(seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+                log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
+
+
 def check_model_dir(path: str) -> None:
     """A ``model_dir`` must be a directory or creatable as one; nothing is created here."""
     if os.path.exists(path) and not os.path.isdir(path):

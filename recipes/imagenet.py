@@ -47,8 +47,7 @@ def main(argv):
     f = common.FLAGS
     config = tasks.imagenet_train_config(
         _TRAIN_STEPS.value, plateau=_SCHEDULE.value == "plateau", batch_size=_BATCH_SIZE.value, lr=_LR.value,
-        seed=f.seed, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile, log_every=f.log_every,
-        eval_every=f.eval_every, checkpoint_every=f.checkpoint_every)
+        **common.runtime_settings())
     name = f"{'resnet' if experiment.residual else 'plain'}{experiment.depth}"
     model_dir = f.model_dir or f"runs/imagenet/{name}-seed{f.seed}"
     common.check_model_dir(model_dir)

@@ -44,10 +44,31 @@ def build(name: str, precision: str, image_size: int | None = None) -> keras.Mod
     raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
 
 
+# CPU features that decide the speed of float32 and bfloat16 training on x86.
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description() -> str:
+    """``"<model name> (<isa flags>)"`` from /proc/cpuinfo, e.g. ``"AMD EPYC (avx2)"``.
+
+    bfloat16 arithmetic is native only with avx512_bf16 or amx_bf16; without them
+    TF's CPU kernels emulate it and mixed_bfloat16 trains slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        import platform
+        return platform.processor() or "CPU"
+    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), "CPU")
+    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
+    return f"{model} ({', '.join(f for f in _ISA_FLAGS if f in flags) or 'no AVX2'})"
+
+
 def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float | None]:
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        return "CPU", peak_tflops
+        return cpu_description(), peak_tflops
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     if peak_tflops:
         return name, peak_tflops
@@ -98,7 +119,37 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
         "device": device, "train_images_per_second": train_ips,
         "inference_images_per_second": batch_size / statistics.median(infer_times),
         "train_step_seconds_median": statistics.median(train_times), "timed_steps": steps,
+        "train_images_per_second_mean": batch_size * len(train_times) / sum(train_times),
         "peak_host_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mib": gpu_peak, "achieved_tflops": achieved,
         "fraction_of_peak": achieved / peak if peak else None,
     }
+
+
+def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_size: int = 128,
+                   steps: int = 20, model_dir: str | None = None) -> dict:
+    """The CIFAR recipe's loop against the bare train step: what logging and input cost.
+
+    Runs ``training.train`` (the real CIFAR-10 input pipeline from ``data_dir``, step
+    counters, TensorBoard scalars, the final checkpoint) for ``steps`` warm-up steps and
+    ``steps`` timed steps, and takes its images/s over the timed log window; then the bare
+    step of ``measure`` on one synthetic batch, mean over as many steps. Evaluation is
+    left out of both (its cost is one pass over the test set per ``eval_every`` steps).
+    """
+    import tempfile
+
+    from keras_resnet import tasks, training
+
+    experiment = tasks.CifarExperiment(depth=depth)
+    config = tasks.cifar_train_config(depth, 2 * steps, batch_size=batch_size, mixed_precision=precision,
+                                      log_every=steps, eval_every=2 * steps, checkpoint_every=2 * steps)
+    task = tasks.cifar10_task(experiment, config, data_dir)
+    task.evaluations = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = training.train(config, task, model_dir or scratch)
+    keras.backend.clear_session()
+    bare = measure(f"cifar{depth}", precision, batch_size, steps=steps, warmup=3)
+    recipe_ips, bare_ips = stats["images_per_second"], bare["train_images_per_second_mean"]
+    return {"model": f"cifar{depth}", "precision": precision, "batch_size": batch_size, "timed_steps": steps,
+            "recipe_images_per_second": recipe_ips, "bare_images_per_second": bare_ips,
+            "overhead": 1.0 - recipe_ips / bare_ips}

@@ -56,6 +56,11 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint or the final model could not be written (a full disk, say); the last
+    complete checkpoint is kept and rerunning the same command resumes from it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and bookkeeping; defaults are the paper's CIFAR-10 recipe (section 4.2).
@@ -367,8 +372,9 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     def save(step: int) -> None:
         finite_or_raise(step)
         distribute.sync_batch_norm_statistics(model, strategy)
-        manager.save(checkpoint_number=step)
-        summaries.flush()
+        with _reporting_write_errors(f"the checkpoint of step {step} in {ckpt_dir}", chief_manager, ckpt_dir, step):
+            manager.save(checkpoint_number=step)
+            summaries.flush()
 
     trace_graph = chief and start == 0
     end = config.train_steps if stop_after is None else min(config.train_steps, stop_after)
@@ -401,8 +407,11 @@ def train(config: TrainConfig, task: Task, model_dir: str,
                 t_log, step_log = now, step
                 lr = float(schedule(step - 1))
                 stats.update(train_loss=loss_sum / count, train_error=100.0 * wrong_sum / count)
-                summaries.scalars("train", step, {"loss": stats["train_loss"], "error": stats["train_error"],
-                                                  "learning_rate": lr, "images_per_second": images_per_second})
+                scalars = {"loss": stats["train_loss"], "error": stats["train_error"],
+                           "learning_rate": lr, "images_per_second": images_per_second}
+                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # float16: overflow halves it.
+                    scalars["loss_scale"] = stats["loss_scale"] = float(optimizer.dynamic_scale.numpy())
+                summaries.scalars("train", step, scalars)
                 eta = (config.train_steps - step) * global_batch / images_per_second
                 logging.info("step %d/%d  loss %.4f  error %.2f%%  lr %.4g  %.0f img/s  ETA %s",
                              step, config.train_steps, stats["train_loss"], stats["train_error"], lr,
@@ -423,11 +432,30 @@ def train(config: TrainConfig, task: Task, model_dir: str,
                  complete=step >= config.train_steps)
     if stats["complete"]:
         if chief:
-            model.save(os.path.join(model_dir, "model.keras"))
-            _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))
+            with _reporting_write_errors(f"the final model in {model_dir}", chief_manager):
+                model.save(os.path.join(model_dir, "model.keras"))
+                _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))
     if not chief and tf.io.gfile.exists(ckpt_dir):
         tf.io.gfile.rmtree(ckpt_dir)
     return stats
+
+
+@contextlib.contextmanager
+def _reporting_write_errors(what: str, manager: tf.train.CheckpointManager, ckpt_dir: str | None = None,
+                            step: int | None = None):
+    """Turns a failed write (full disk, quota, permissions) into ``CheckpointWriteError``
+    naming the checkpoint that is kept, after removing this write's partial files."""
+    try:
+        yield
+    except (tf.errors.OpError, OSError) as e:
+        if ckpt_dir is not None:  # The shards of an unfinished write: never picked, but they hold space.
+            for partial in tf.io.gfile.glob(os.path.join(ckpt_dir, f"ckpt-{step}_temp*")):
+                tf.io.gfile.rmtree(partial)
+        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+        raise CheckpointWriteError(
+            f"could not write {what} ({reason}); the last complete checkpoint "
+            f"({manager.latest_checkpoint or 'none'}) is kept: free space, then rerun the same command to resume"
+        ) from e
 
 
 def _plateau(schedule, best, since_best, error: float, patience: int, step: int) -> None:

@@ -8,7 +8,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"model", "precision", "batch_size", "jit_compile", "device", "train_images_per_second",
           "inference_images_per_second", "train_step_seconds_median", "timed_steps", "peak_host_rss_mib",
-          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak"}
+          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean"}
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
 def test_benchmark_emits_table_and_json_for_ours_and_keras_applications(tmp_path):
@@ -34,3 +35,31 @@ def test_benchmark_rejects_unknown_model():
     result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=vgg16"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: models must be among")
+
+
+def test_benchmark_times_the_recipe_loop_against_the_bare_step(tiny_cifar, tmp_path):
+    data_dir, _ = tiny_cifar
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=4",
+         "--steps=2", "--warmup=1", f"--recipe_data_dir={data_dir}", f"--out={out}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    overhead = json.loads(out.read_text())[-1]
+    assert overhead["model"] == "cifar20" and overhead["timed_steps"] == 2
+    assert overhead["recipe_images_per_second"] > 0 and overhead["bare_images_per_second"] > 0
+    assert abs(overhead["overhead"] - (1 - overhead["recipe_images_per_second"] / overhead["bare_images_per_second"])) < 1e-9
+    assert any(l.startswith("| cifar20 | none | 4 |") and l.rstrip(" |").endswith("%") for l in result.stdout.splitlines())
+
+
+def test_benchmark_rejects_a_missing_recipe_data_dir(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20",
+                             f"--recipe_data_dir={tmp_path / 'nothing'}"], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--recipe_data_dir=" in result.stderr and "not a directory" in result.stderr
+
+
+def test_cpu_description_names_the_vector_extensions():
+    from keras_resnet.benchmarking import cpu_description
+    description = cpu_description()
+    assert description and "(" in description and description.endswith(")")

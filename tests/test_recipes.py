@@ -130,3 +130,54 @@ def test_sigkill_during_training_resumes_from_the_last_complete_checkpoint(tiny_
     code, out, err = run_recipe(*args[:-1], "--checkpoint_every=1", f"--stop_after={step + 1}")
     assert code == 0, err[-2000:]
     assert f"at step {step}" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,leftover", [("shards_written", "ckpt-4_temp"), ("files_written", "ckpt-4.index")])
+def test_sigkill_inside_a_checkpoint_write_resumes_from_the_previous_checkpoint(tiny_cifar, tmp_path, point, leftover):
+    data_dir, _ = tiny_cifar
+    run = tmp_path / "run"
+    args = tiny_args(data_dir, run, "--train_steps=6")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    killed = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "checkpoint_killer.py"), point, "2", *args],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    checkpoints = run / "checkpoints"
+    assert (checkpoints / leftover).exists()  # The kill did land inside the write of ckpt-4.
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-2")
+    code, out, err = run_recipe(*args)
+    assert code == 0, err[-2000:]
+    assert "at step 2" in err and "Finished" in out
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
+
+
+def _file_size_limit(limit_bytes):
+    """For the child: writes beyond ``limit_bytes`` per file fail (EFBIG), as on a full disk."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_failed_checkpoint_write_stops_in_one_line_and_keeps_the_last_checkpoint(tiny_cifar, tmp_path):
+    data_dir, _ = tiny_cifar
+    run = tmp_path / "run"
+    args = tiny_args(data_dir, run, "--train_steps=6")
+    code, out, err = run_recipe(*args, "--stop_after=2")
+    assert code == 0, err[-2000:]
+    written = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    proc = recipe(*args, preexec_fn=_file_size_limit(64 * 1024))  # Smaller than a checkpoint shard.
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-2000:]
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: could not write the checkpoint of step 4") and "Traceback" not in err
+    assert f"the last complete checkpoint ({written}) is kept" in message
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")) == written
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before  # Nothing partial left.
+    code, out, err = run_recipe(*args)  # Space is back: the same command resumes and finishes.
+    assert code == 0, err[-2000:]
+    assert "at step 2" in err and "Finished" in out

@@ -169,6 +169,28 @@ def test_mixed_precision_runs_with_float32_variables(tmp_path, precision, comput
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_float16_gradient_overflow_is_skipped_by_loss_scaling_without_stopping(tmp_path):
+    def overflowing_model(dtype):
+        # Raw pixels (about +-100) into one Dense layer: at the initial loss scale 2**15 the
+        # float16 kernel gradient (~1e6) overflows, while the loss itself stays finite.
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(dtype=dtype),
+                                 keras.layers.Dense(4, dtype=dtype)])
+
+    config = tiny_config(train_steps=12, lr=1e-5, log_every=12, eval_every=12, checkpoint_every=12,
+                         mixed_precision="float16")
+    task = tiny_task(build_model=overflowing_model)
+    initial = overflowing_model("mixed_float16").get_weights()
+    stats = training.train(config, task, str(tmp_path))
+    assert stats["complete"] and np.isfinite(stats["train_loss"])
+    assert stats["loss_scale"] < 2.0**15  # Overflowing steps were skipped, halving the scale.
+    trained = keras.models.load_model(tmp_path / "model.keras").get_weights()
+    assert all(np.all(np.isfinite(w)) for w in trained)
+    assert not np.allclose(trained[0], initial[0])  # The steps after the overflow did update.
+    scales = read_scalars(str(tmp_path / "train"))["loss_scale"]
+    assert scales and scales[-1][1] == stats["loss_scale"]
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
     with pytest.raises(training.NonFiniteLossError, match="loss became NaN/Inf at step 3"):

@@ -2,17 +2,20 @@
 
     python -m tools.benchmark [--models=cifar20,cifar56,cifar110,imagenet50] \
         [--precision=none,bfloat16,float16] [--batch_size=128] [--imagenet_batch_size=16] \
-        [--jit_compile=auto|on|off] [--out=bench.json]
+        [--jit_compile=auto|on|off] [--recipe_data_dir=DIR] [--out=bench.json]
 
 Every configuration runs in a fresh process (so peak memory is its own), through the recipes'
 own train step on the same synthetic batch. With ``imagenet50`` in the list,
 ``keras.applications.ResNet50`` runs right after it at the same batch and precision, and the
 table gives the ratio. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
+With ``--recipe_data_dir`` (a prepared CIFAR-10), the CIFAR recipe's own loop (real input
+pipeline, TensorBoard logging, checkpoint) is timed against the bare step: the recipe overhead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,6 +33,8 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size (tests use small images).")
 _PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s, for devices not in the built-in table.")
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here.")
+_RECIPE_DATA = flags.DEFINE_string("recipe_data_dir", None, "With a prepared CIFAR-10 here, also compare the "
+                                   "CIFAR recipe's loop (input, logging) with the bare step.")
 _SINGLE = flags.DEFINE_string("single", None, "Internal: measure one 'model:precision:batch' and print JSON.")
 
 
@@ -46,6 +51,7 @@ def _one(spec: str) -> dict:
             f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}"]
     argv += [f"--image_size={_IMAGE_SIZE.value}"] if _IMAGE_SIZE.value else []
     argv += [f"--peak_tflops={_PEAK.value}"] if _PEAK.value else []
+    argv += [f"--recipe_data_dir={_RECIPE_DATA.value}"] if _RECIPE_DATA.value else []
     result = subprocess.run(argv, capture_output=True, text=True)
     lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
     if result.returncode or not lines:
@@ -70,17 +76,32 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def overhead_table(results: list[dict]) -> str:
+    rows = ["| model | precision | batch | recipe loop img/s | bare step img/s | overhead |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {r['recipe_images_per_second']:.1f} | "
+                    f"{r['bare_images_per_second']:.1f} | {r['overhead']:.1%} |")
+    return "\n".join(rows)
+
+
 def main(argv):
     del argv
     from keras_resnet import benchmarking
     if _SINGLE.value:
         name, precision, batch = _SINGLE.value.split(":")
+        if name.startswith("recipe-cifar"):
+            print(json.dumps(benchmarking.measure_recipe(int(name[12:]), _RECIPE_DATA.value, precision,
+                                                         int(batch), _STEPS.value)))
+            return
         print(json.dumps(benchmarking.measure(name, precision, int(batch), _jit(), _STEPS.value, _WARMUP.value,
                                               _IMAGE_SIZE.value, _PEAK.value)))
         return
     for name in _MODELS.value:
         if name not in benchmarking.MODELS:
             raise ValueError(f"models must be among {', '.join(benchmarking.MODELS)}, got {name!r}")
+    if _RECIPE_DATA.value and not os.path.isdir(_RECIPE_DATA.value):
+        raise ValueError(f"--recipe_data_dir={_RECIPE_DATA.value} is not a directory")
     for precision in _PRECISION.value:
         if precision not in ("none", "bfloat16", "float16"):
             raise ValueError(f"precision must be among none, bfloat16, float16, got {precision!r}")
@@ -92,6 +113,12 @@ def main(argv):
             if name == "imagenet50":  # The peer, right after, same batch and precision.
                 results.append(_one(f"keras_resnet50:{precision}:{batch}"))
     print(table(results))
+    if _RECIPE_DATA.value:
+        overheads = [_one(f"recipe-{name}:{precision}:{_BATCH.value}")
+                     for name in _MODELS.value if name.startswith("cifar") for precision in _PRECISION.value]
+        print()
+        print(overhead_table(overheads))
+        results += overheads
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(results, f, indent=2)

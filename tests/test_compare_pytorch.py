@@ -1,0 +1,45 @@
+"""The PyTorch comparison: its summary arithmetic, its refusal of an interpreter without torch,
+and (only where torch happens to be installed) the PyTorch peer itself."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def test_summary_gives_each_round_and_the_ratio_of_medians():
+    from tools.compare_pytorch import summary
+    ours = [{"train_images_per_second": v} for v in (300.0, 200.0, 250.0)]
+    theirs = [{"train_images_per_second": v} for v in (100.0, 200.0, 125.0)]
+    rows = summary(ours, theirs).splitlines()
+    assert rows[2] == "| 1 | 300.0 | 100.0 | 3.00x |"
+    assert rows[-1] == "| median | 250.0 | 125.0 | 2.00x |"
+
+
+def test_an_interpreter_without_torch_is_refused_in_one_line():
+    if subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("this interpreter has torch")
+    result = subprocess.run([sys.executable, "-m", "tools.compare_pytorch", f"--torch_python={sys.executable}"],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --torch_python={sys.executable} cannot import torch; install it there: pip install torch==2.13.0 numpy"]
+
+
+def test_a_missing_interpreter_is_refused_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tools.compare_pytorch", f"--torch_python={tmp_path}/python"],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "is not an executable Python interpreter" in result.stderr
+
+
+def test_the_pytorch_peer_reports_one_json_line():
+    pytest.importorskip("torch")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "pytorch_resnet20.py"), "--batch_size=2",
+                             "--steps=1", "--warmup=0"], capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model"] == "pytorch_resnet20" and report["train_images_per_second"] > 0

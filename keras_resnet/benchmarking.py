@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.flops import count_flops
-from keras_resnet.models import cifar_resnet, imagenet_resnet
+from keras_resnet.models import cifar_resnet, imagenet_resnet, recursion_limit_for
 from keras_resnet.training import PRECISIONS, StepCounters, TrainConfig, make_optimizer, make_train_step
 
 MODELS = ("cifar20", "cifar56", "cifar110", "cifar1202", "imagenet50", "keras_resnet50")
@@ -102,11 +102,12 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
             times.append(time.perf_counter() - start)
         return times
 
-    timed(lambda: step(iterator), warmup)
-    train_times = timed(lambda: step(iterator), steps)
-    infer = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
-    timed(lambda: [infer(images)], warmup)
-    infer_times = timed(lambda: [infer(images)], steps)
+    with recursion_limit_for(len(model.layers) // 6):  # Tracing ResNet-1202 recurses deeply.
+        timed(lambda: step(iterator), warmup)
+        train_times = timed(lambda: step(iterator), steps)
+        infer = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
+        timed(lambda: [infer(images)], warmup)
+        infer_times = timed(lambda: [infer(images)], steps)
 
     train_ips = batch_size / statistics.median(train_times)
     flops_per_image = 2 * 3 * count_flops(model)  # Multiply-add = 2 FLOPs; backward ~ 2x forward.

@@ -63,3 +63,15 @@ def test_cpu_description_names_the_vector_extensions():
     from keras_resnet.benchmarking import cpu_description
     description = cpu_description()
     assert description and "(" in description and description.endswith(")")
+
+
+def test_conv_benchmark_times_three_kernels_in_both_dtypes(tmp_path):
+    out = tmp_path / "conv.json"
+    result = subprocess.run([sys.executable, "-m", "tools.benchmark_conv", "--batch_size=2", "--repeats=1",
+                             f"--out={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert [(r["size"], r["dtype"]) for r in results] == [
+        (32, "float32"), (32, "bfloat16"), (16, "float32"), (16, "bfloat16"), (8, "float32"), (8, "bfloat16")]
+    assert all(r[k] > 0 for r in results for k in ("forward_ms", "input_gradient_ms", "filter_gradient_ms"))
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in result.stdout

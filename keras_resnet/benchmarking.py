@@ -154,3 +154,15 @@ def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_siz
     return {"model": f"cifar{depth}", "precision": precision, "batch_size": batch_size, "timed_steps": steps,
             "recipe_images_per_second": recipe_ips, "bare_images_per_second": bare_ips,
             "overhead": 1.0 - recipe_ips / bare_ips}
+
+
+def comparison_table(ours: list[dict], theirs: list[dict], peer: str) -> str:
+    """One row per alternating round, then the medians over rounds and ours / ``peer``."""
+    rows = [f"| round | ours img/s | {peer} img/s | ours / {peer} |", "| ---: | ---: | ---: | ---: |"]
+    for i, (a, b) in enumerate(zip(ours, theirs), 1):
+        x, y = a["train_images_per_second"], b["train_images_per_second"]
+        rows.append(f"| {i} | {x:.1f} | {y:.1f} | {x / y:.2f}x |")
+    x = statistics.median(r["train_images_per_second"] for r in ours)
+    y = statistics.median(r["train_images_per_second"] for r in theirs)
+    rows.append(f"| median | {x:.1f} | {y:.1f} | {x / y:.2f}x |")
+    return "\n".join(rows)

@@ -13,10 +13,10 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
 def test_summary_gives_each_round_and_the_ratio_of_medians():
-    from tools.compare_pytorch import summary
+    from keras_resnet.benchmarking import comparison_table
     ours = [{"train_images_per_second": v} for v in (300.0, 200.0, 250.0)]
     theirs = [{"train_images_per_second": v} for v in (100.0, 200.0, 125.0)]
-    rows = summary(ours, theirs).splitlines()
+    rows = comparison_table(ours, theirs, "PyTorch").splitlines()
     assert rows[2] == "| 1 | 300.0 | 100.0 | 3.00x |"
     assert rows[-1] == "| median | 250.0 | 125.0 | 2.00x |"
 

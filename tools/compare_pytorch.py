@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 
 from absl import flags
 
 from keras_resnet import cli
+from keras_resnet.benchmarking import comparison_table
 
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", None, "Python of a venv that has torch.", required=True)
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Alternating rounds (ours, then PyTorch).")
@@ -40,18 +40,6 @@ def _json_line(argv: list[str], what: str) -> dict:
     return json.loads(lines[-1])
 
 
-def summary(ours: list[dict], theirs: list[dict]) -> str:
-    """Markdown: one row per round, then the medians and ours / PyTorch."""
-    rows = ["| round | ours img/s | PyTorch img/s | ours / PyTorch |", "| ---: | ---: | ---: | ---: |"]
-    for i, (a, b) in enumerate(zip(ours, theirs), 1):
-        x, y = a["train_images_per_second"], b["train_images_per_second"]
-        rows.append(f"| {i} | {x:.1f} | {y:.1f} | {x / y:.2f}x |")
-    x = statistics.median(r["train_images_per_second"] for r in ours)
-    y = statistics.median(r["train_images_per_second"] for r in theirs)
-    rows.append(f"| median | {x:.1f} | {y:.1f} | {x / y:.2f}x |")
-    return "\n".join(rows)
-
-
 def main(argv):
     del argv
     if not (os.path.isfile(_TORCH_PYTHON.value) and os.access(_TORCH_PYTHON.value, os.X_OK)):
@@ -70,7 +58,7 @@ def main(argv):
                                   f"--batch_size={_BATCH.value}", *common], "PyTorch"))
     print(f"ResNet-{_DEPTH.value}, batch {_BATCH.value}, float32, {ours[0]['device']}, {theirs[0]['framework']} "
           f"({theirs[0]['threads']} threads)")
-    print(summary(ours, theirs))
+    print(comparison_table(ours, theirs, "PyTorch"))
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump({"ours": ours, "pytorch": theirs}, f, indent=2)

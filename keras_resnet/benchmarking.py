@@ -128,7 +128,7 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
 
 
 def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_size: int = 128,
-                   steps: int = 20, model_dir: str | None = None) -> dict:
+                   steps: int = 20) -> dict:
     """The CIFAR recipe's loop against the bare train step: what logging and input cost.
 
     Runs ``training.train`` (the real CIFAR-10 input pipeline from ``data_dir``, step
@@ -147,7 +147,7 @@ def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_siz
     task = tasks.cifar10_task(experiment, config, data_dir)
     task.evaluations = {}
     with tempfile.TemporaryDirectory() as scratch:
-        stats = training.train(config, task, model_dir or scratch)
+        stats = training.train(config, task, scratch)
     keras.backend.clear_session()
     bare = measure(f"cifar{depth}", precision, batch_size, steps=steps, warmup=3)
     recipe_ips, bare_ips = stats["images_per_second"], bare["train_images_per_second_mean"]

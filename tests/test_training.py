@@ -191,6 +191,14 @@ def test_float16_gradient_overflow_is_skipped_by_loss_scaling_without_stopping(t
     assert scales and scales[-1][1] == stats["loss_scale"]
 
 
+def test_a_failed_final_model_write_names_the_checkpoint_that_is_kept(tmp_path):
+    (tmp_path / "model.keras").mkdir()  # model.save cannot write a file where a folder is.
+    with pytest.raises(training.CheckpointWriteError, match=r"could not write the final model .*ckpt-6\) is kept"):
+        training.train(tiny_config(), tiny_task(), str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+    assert not (tmp_path / "stats.json").exists()
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
     with pytest.raises(training.NonFiniteLossError, match="loss became NaN/Inf at step 3"):

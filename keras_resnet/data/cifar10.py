@@ -95,7 +95,13 @@ def prepare_cifar10(archive: str, data_dir: str) -> tfds.core.DatasetBuilder:
     os.makedirs(data_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".extract-") as tmp:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(tmp, members=[tar.getmember(_PREFIX + m) for m in _MEMBERS], filter="data")
+            members = [tar.getmember(_PREFIX + m) for m in _MEMBERS]  # Fixed names: no path traversal.
+            not_files = [m.name for m in members if not m.isfile()]
+            if not_files:
+                raise ValueError(f"{archive} is not a CIFAR-10 binary archive: {not_files[0]} is not a regular file")
+            # The "data" filter (Python >= 3.11.4, 3.10.12) also drops modes and owners; older Pythons lack it.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(tmp, members=members, **safe)
         generate = builder._split_generators  # Bound method of TFDS's cifar10 builder.
         builder._split_generators = lambda dl_manager, **kw: generate(_LocalArchive(tmp), **kw)
         builder.download_and_prepare(

@@ -12,6 +12,7 @@ _PUBLIC = {
     "basic_block": "keras_resnet.blocks",
     "bottleneck_block": "keras_resnet.blocks",
     "count_flops": "keras_resnet.flops",
+    "FusedBatchNormalization": "keras_resnet.layers",
     "ZeroPadShortcut": "keras_resnet.layers",
     "IMAGENET_SPECS": "keras_resnet.models",
     "cifar_resnet": "keras_resnet.models",

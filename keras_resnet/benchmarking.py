@@ -156,6 +156,28 @@ def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_siz
             "overhead": 1.0 - recipe_ips / bare_ips}
 
 
+_MEDIANS = ("train_images_per_second", "inference_images_per_second", "train_step_seconds_median",
+            "train_images_per_second_mean", "achieved_tflops", "fraction_of_peak")
+_MAXIMA = ("peak_host_rss_mib", "peak_gpu_mib")
+
+
+def over_rounds(results: list[dict]) -> list[dict]:
+    """One row per configuration: medians of the speeds over its rounds, maxima of the memory."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["precision"], r["batch_size"], r["jit_compile"]), []).append(r)
+    rows = []
+    for runs in groups.values():
+        row = dict(runs[0], rounds=len(runs))
+        row.pop("round", None)
+        for key in _MEDIANS + _MAXIMA:
+            values = [r[key] for r in runs if r[key] is not None]
+            if values:
+                row[key] = statistics.median(values) if key in _MEDIANS else max(values)
+        rows.append(row)
+    return rows
+
+
 def comparison_table(ours: list[dict], theirs: list[dict], peer: str) -> str:
     """One row per alternating round, then the medians over rounds and ours / ``peer``."""
     rows = [f"| round | ours img/s | {peer} img/s | ours / {peer} |", "| ---: | ---: | ---: | ---: |"]

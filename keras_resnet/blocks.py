@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from keras_resnet.layers import PAD_VARIANTS, ZeroPadShortcut
+from keras_resnet.layers import PAD_VARIANTS, FusedBatchNormalization, ZeroPadShortcut
 
 SHORTCUTS = ("A", "B", "C")
 STRIDE_PLACEMENTS = ("1x1", "3x3")
@@ -48,6 +48,10 @@ class BlockOptions:
             ``"fan_in"`` (the paper's [13]) or ``"fan_out"`` (fb.resnet.torch).
         bn_momentum: float. Moving-average momentum (Caffe/Torch 0.9).
         bn_epsilon: float. BN epsilon (Caffe/Torch 1e-5).
+        fused_batch_norm: bool. Build BN as ``FusedBatchNormalization`` (the
+            same layer on TF's fused kernel, faster) or, with ``False``, as
+            stock ``keras.layers.BatchNormalization`` (for models that must
+            load without ``keras_resnet``, or another backend). Same weights.
         dtype: Optional dtype policy for every layer; ``None`` uses the global
             Keras policy.
     """
@@ -61,6 +65,7 @@ class BlockOptions:
     kernel_init: str = "fan_in"
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    fused_batch_norm: bool = True
     dtype: Any = None
 
     def __post_init__(self):
@@ -68,6 +73,8 @@ class BlockOptions:
         _check_choice("shortcut_a_padding", self.shortcut_a_padding, PAD_VARIANTS)
         _check_choice("stride_on", self.stride_on, STRIDE_PLACEMENTS)
         _check_choice("kernel_init", self.kernel_init, INIT_MODES)
+        if self.fused_batch_norm not in (True, False):
+            raise ValueError(f"fused_batch_norm must be True or False, got {self.fused_batch_norm!r}")
         if isinstance(self.weight_decay, bool) or not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
 
@@ -102,7 +109,8 @@ def conv_bn(x, filters: int, kernel_size: int, strides: int, name: str, opts: Bl
         kernel_initializer=opts.kernel_initializer(),
         kernel_regularizer=opts.kernel_regularizer(),
         name=f"{name}_conv", dtype=opts.dtype)(x)
-    x = keras.layers.BatchNormalization(
+    bn_layer = FusedBatchNormalization if opts.fused_batch_norm else keras.layers.BatchNormalization
+    x = bn_layer(
         momentum=opts.bn_momentum, epsilon=opts.bn_epsilon,
         gamma_initializer="zeros" if zero_gamma else "ones",
         name=f"{name}_bn", dtype=opts.dtype)(x)

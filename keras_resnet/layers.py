@@ -1,8 +1,12 @@
-"""The one layer Keras lacks for the paper's nets: the option-A shortcut.
+"""The two layers the paper's nets need beyond stock Keras.
 
-Everything else in the ResNets is built from stock Keras layers. This layer is
-registered for serialization, so models that use it save to ``.keras`` and load
-back with ``keras.models.load_model`` without ``custom_objects``.
+* ``ZeroPadShortcut``: the option-A shortcut, which Keras lacks.
+* ``FusedBatchNormalization``: ``keras.layers.BatchNormalization`` computed by
+  TensorFlow's fused kernel, which Keras 3 no longer uses.
+
+Both are registered for serialization, so models that use them save to
+``.keras`` and load back with ``keras.models.load_model`` without
+``custom_objects`` (after ``import keras_resnet``).
 """
 
 from __future__ import annotations
@@ -82,3 +86,72 @@ class ZeroPadShortcut(keras.layers.Layer):
         config = super().get_config()
         config.update(out_channels=self.out_channels, strides=self.strides, padding=self.padding)
         return config
+
+
+_FUSED_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` on TensorFlow's fused kernel.
+
+    Same arguments, weights, weight names, moving-average update and outputs
+    as the Keras layer (it is a subclass, so ``isinstance`` checks and weight
+    transfer by name keep working); only the arithmetic is done by one
+    ``FusedBatchNormV3`` op (and its fused gradient) instead of the dozen
+    elementwise and reduction ops Keras 3 emits. On this project's CPU
+    benchmark that makes ResNet-20 training about 1.2x and inference about
+    1.5x faster (docs/performance.md); on GPUs the op is cuDNN's.
+
+    Batch normalization follows He et al. (2015), section 3.4 ("we adopt batch
+    normalization right after each convolution and before activation") and
+    Ioffe & Szegedy (2015): training normalises with the batch mean and the
+    biased batch variance, and the moving statistics are updated as
+    ``moving = momentum * moving + (1 - momentum) * batch`` with the biased
+    variance, exactly as in Keras (TF's op reports the unbiased variance; it
+    is rescaled by ``(n - 1) / n``). The computation is in float32 for
+    float16/bfloat16 inputs, and the output has the input's dtype.
+
+    The fused path is taken for 4-D channels-last inputs of float32, float16
+    or bfloat16 on the TensorFlow backend without a mask, ``renorm`` or
+    ``synchronized``; everything else runs the parent's code unchanged.
+    """
+
+    def _can_fuse(self, inputs, mask) -> bool:
+        return (keras.backend.backend() == "tensorflow"
+                and mask is None
+                and not self.renorm
+                and not self.synchronized
+                and len(inputs.shape) == 4
+                and self.axis in (-1, 3)
+                and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._can_fuse(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # Only reached on the TensorFlow backend.
+
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones([channels], "float32")
+        beta = self.beta if self.center else tf.zeros([channels], "float32")
+        gamma, beta = tf.cast(gamma, "float32"), tf.cast(beta, "float32")
+        if training and self.trainable:
+            empty = tf.constant([], "float32")
+            outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty,
+                epsilon=self.epsilon, exponential_avg_factor=1.0,
+                data_format="NHWC", is_training=True)
+            count = tf.cast(tf.size(inputs) // channels, "float32")
+            variance = variance * (count - 1.0) / count  # Unbiased -> biased.
+            moving_mean = tf.cast(self.moving_mean, "float32")
+            moving_variance = tf.cast(self.moving_variance, "float32")
+            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=gamma, offset=beta,
+                mean=tf.cast(self.moving_mean, "float32"),
+                variance=tf.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon, data_format="NHWC", is_training=False)
+        return ops.cast(outputs, self.compute_dtype)

@@ -41,6 +41,7 @@ def cifar_resnet(
     zero_init_residual: bool = False,
     weight_decay: float = 1e-4,
     kernel_init: str = "fan_in",
+    fused_batch_norm: bool = True,
     dtype: Any = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -65,7 +66,7 @@ def cifar_resnet(
             ``None`` for logits. The classifier always computes in float32.
         width: int. Filters of the first stage (16 in the paper).
         shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
-            dtype: see ``BlockOptions``.
+            fused_batch_norm, dtype: see ``BlockOptions``.
         name: Model name; defaults to ``"resnet20"`` / ``"plain20"``.
 
     Returns:
@@ -82,7 +83,7 @@ def cifar_resnet(
     opts = BlockOptions(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
         zero_init_residual=zero_init_residual, weight_decay=weight_decay,
-        kernel_init=kernel_init, dtype=dtype)
+        kernel_init=kernel_init, fused_batch_norm=fused_batch_norm, dtype=dtype)
 
     def stem(x):
         return blocks_lib.conv_bn(x, width, 3, 1, "conv1", opts)
@@ -113,6 +114,7 @@ def imagenet_resnet(
     zero_init_residual: bool = False,
     weight_decay: float = 1e-4,
     kernel_init: str = "fan_in",
+    fused_batch_norm: bool = True,
     dtype: Any = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -138,7 +140,7 @@ def imagenet_resnet(
             net for the multi-scale testing of section 3.4.
         num_classes, include_top, pooling, classifier_activation, width,
             shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
-            dtype, name: as in ``cifar_resnet``.
+            fused_batch_norm, dtype, name: as in ``cifar_resnet``.
 
     Returns:
         A functional ``keras.Model``.
@@ -168,7 +170,8 @@ def imagenet_resnet(
     opts = BlockOptions(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
         stride_on=stride_on, zero_init_residual=zero_init_residual,
-        weight_decay=weight_decay, kernel_init=kernel_init, dtype=dtype)
+        weight_decay=weight_decay, kernel_init=kernel_init,
+        fused_batch_norm=fused_batch_norm, dtype=dtype)
 
     def stem(x):
         x = blocks_lib.conv_bn(x, width, 7, 2, "conv1", opts)

@@ -8,7 +8,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"model", "precision", "batch_size", "jit_compile", "device", "train_images_per_second",
           "inference_images_per_second", "train_step_seconds_median", "timed_steps", "peak_host_rss_mib",
-          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean"}
+          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean", "round"}
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
@@ -28,6 +28,30 @@ def test_benchmark_emits_table_and_json_for_ours_and_keras_applications(tmp_path
     rows = [l for l in result.stdout.splitlines() if l.startswith("| ")]
     assert len(rows) == 2 + 3
     assert rows[-1].startswith("| keras_resnet50 |") and rows[-1].rstrip(" |").endswith("x")
+
+
+def _measurement(model, train, rss, round_):
+    return {"model": model, "precision": "none", "batch_size": 16, "jit_compile": False, "round": round_,
+            "train_images_per_second": train, "inference_images_per_second": 2 * train,
+            "train_step_seconds_median": 16 / train, "train_images_per_second_mean": train,
+            "achieved_tflops": train / 100, "fraction_of_peak": None, "peak_host_rss_mib": rss,
+            "peak_gpu_mib": None}
+
+
+def test_rounds_are_summarised_by_median_speed_and_maximum_memory():
+    from keras_resnet.benchmarking import over_rounds
+    runs = [_measurement("imagenet50", t, m, i) for i, (t, m) in enumerate([(3.0, 10), (4.0, 30), (3.5, 20)])]
+    runs.insert(1, _measurement("keras_resnet50", 3.0, 5, 0))
+    ours, peer = over_rounds(runs)
+    assert (ours["model"], ours["rounds"], peer["rounds"]) == ("imagenet50", 3, 1)
+    assert ours["train_images_per_second"] == 3.5 and ours["inference_images_per_second"] == 7.0
+    assert ours["peak_host_rss_mib"] == 30 and ours["fraction_of_peak"] is None and "round" not in ours
+
+
+def test_benchmark_rejects_zero_rounds():
+    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--rounds=0"],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "rounds must be a positive integer, got 0" in result.stderr
 
 
 def test_benchmark_rejects_unknown_model():

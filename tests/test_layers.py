@@ -1,10 +1,11 @@
-"""Specification of the option-A shortcut layer."""
+"""Specification of the option-A shortcut layer and the fused batch-normalization layer."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras
-from keras_resnet import ZeroPadShortcut
+from keras_resnet import FusedBatchNormalization, ZeroPadShortcut
 
 
 def test_option_a_subsamples_top_left_pixels_and_appends_zero_channels():
@@ -43,3 +44,131 @@ def test_option_a_config_round_trip():
     clone = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(clone, ZeroPadShortcut)
     assert clone.get_config() == layer.get_config()
+
+
+def _bn_pair(channels=3, **kwargs):
+    """A fused layer and a stock Keras layer with the same (non-trivial) weights."""
+    fused = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
+    stock = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
+    rng = np.random.default_rng(1)
+    for layer in (fused, stock):
+        layer.build((None, 4, 5, channels))
+    for weights in zip(fused.weights, stock.weights):
+        value = rng.uniform(0.5, 2.0, size=weights[0].shape).astype("float32")
+        for w in weights:
+            w.assign(value)
+    return fused, stock
+
+
+def _images(shape=(6, 4, 5, 3), seed=0):
+    return (np.random.default_rng(seed).normal(size=shape) * 3 + 1).astype("float32")
+
+
+def test_fused_bn_training_normalises_with_batch_mean_and_biased_variance():
+    x = _images()
+    layer = FusedBatchNormalization(epsilon=1e-5)
+    y = layer(x, training=True).numpy()
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
+
+
+def test_fused_bn_updates_moving_statistics_with_momentum_and_biased_variance():
+    x = _images()
+    layer = FusedBatchNormalization(momentum=0.9)
+    layer(x, training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.1 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 + 0.1 * x.var(axis=(0, 1, 2)), rtol=1e-5)
+
+
+def test_fused_bn_inference_uses_moving_statistics():
+    fused, _ = _bn_pair()
+    x = _images()
+    gamma, beta, mean, var = (w.numpy() for w in fused.weights)
+    np.testing.assert_allclose(fused(x, training=False).numpy(),
+                               gamma * (x - mean) / np.sqrt(var + 1e-5) + beta, atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_bn_matches_keras_bn_outputs_gradients_and_moving_statistics(training):
+    fused, stock = _bn_pair()
+    x = keras.ops.convert_to_tensor(_images())
+    results = []
+    for layer in (fused, stock):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = keras.ops.sum(layer(x, training=training) ** 3)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([loss] + grads + [layer.moving_mean, layer.moving_variance])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_fused_bn_under_mixed_precision_returns_the_compute_dtype_and_matches_keras(policy):
+    fused, stock = _bn_pair(dtype=policy)
+    x = _images()
+    for training in (True, False):
+        a, b = fused(x, training=training), stock(x, training=training)
+        assert keras.backend.standardize_dtype(a.dtype) == fused.compute_dtype
+        np.testing.assert_allclose(np.asarray(a, "float32"), np.asarray(b, "float32"), atol=0.05)
+    assert fused.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(fused.moving_mean.numpy(), stock.moving_mean.numpy(), rtol=1e-2)
+
+
+def test_fused_bn_frozen_layer_trains_with_moving_statistics():
+    fused, stock = _bn_pair()
+    fused.trainable = stock.trainable = False
+    x = _images()
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), stock.moving_mean.numpy())
+
+
+def test_fused_bn_without_scale_and_center_matches_keras():
+    fused, stock = _bn_pair(scale=False, center=False)
+    x = _images()
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 4, 5, 6, 3)])
+def test_fused_bn_falls_back_to_keras_for_inputs_that_are_not_4d(shape):
+    fused = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    stock = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    x = _images(shape)
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), stock.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_fused_bn_falls_back_to_keras_for_channels_first():
+    fused = FusedBatchNormalization(axis=1)
+    stock = keras.layers.BatchNormalization(axis=1)
+    x = _images((2, 3, 4, 5))
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=1e-5)
+
+
+def test_fused_bn_is_a_keras_bn_with_the_same_weight_names_and_config_round_trip():
+    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer="zeros", name="bn")
+    layer.build((None, 4, 4, 8))
+    assert isinstance(layer, keras.layers.BatchNormalization)
+    stock = keras.layers.BatchNormalization(name="bn")
+    stock.build((None, 4, 4, 8))
+    assert [w.path for w in layer.weights] == [w.path for w in stock.weights]
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(clone) is FusedBatchNormalization
+    assert clone.get_config() == layer.get_config()
+
+
+def test_fused_bn_compiles_with_xla_and_matches_the_eager_result():
+    x = tf.constant(_images())
+    eager, compiled = _bn_pair()[0], _bn_pair()[0]
+
+    def loss_and_grad(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        return loss, tape.gradient(loss, x)
+
+    expected = loss_and_grad(eager, x)
+    got = tf.function(lambda x: loss_and_grad(compiled, x), jit_compile=True)(x)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(compiled.moving_variance.numpy(), eager.moving_variance.numpy(), rtol=1e-5)

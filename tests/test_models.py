@@ -1,5 +1,9 @@
 """Specification of the builders: the paper's nets, exactly."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -213,6 +217,33 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path, builder):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
+def test_bn_is_fused_by_default_and_stock_keras_on_request_with_the_same_weights():
+    fused = cifar_resnet(8, shortcut="B")
+    stock = cifar_resnet(8, shortcut="B", fused_batch_norm=False)
+    bns = [layer for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(type(layer) is keras_resnet.FusedBatchNormalization for layer in bns)
+    assert not any(type(layer).__module__.startswith("keras_resnet") for layer in stock.layers)
+    assert [w.path for w in fused.weights] == [w.path for w in stock.weights]
+    stock.set_weights(fused.get_weights())
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=1e-5)
+    for a, b in zip(fused.get_weights(), stock.get_weights()):  # Moving statistics included.
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_saved_model_loads_in_a_new_process_after_importing_the_layers(tmp_path):
+    model = cifar_resnet(8, shortcut="A")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    code = ("import keras, keras_resnet.layers; "
+            f"m = keras.models.load_model({str(path)!r}); print(type(m.get_layer('conv1_bn')).__name__)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "FusedBatchNormalization"
+
+
 def test_no_lambda_layers():
     model = imagenet_resnet(34, shortcut="A")
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
@@ -242,6 +273,7 @@ BAD_ARGUMENTS = [
     (lambda: imagenet_resnet(blocks=(3, 4, 6, 3)), "bottleneck must be True or False when blocks is given"),
     (lambda: imagenet_resnet(50, bottleneck=False), "bottleneck=False contradicts depth=50"),
     (lambda: imagenet_resnet(50, stride_on="7x7"), "stride_on must be one of '1x1', '3x3', got '7x7'"),
+    (lambda: cifar_resnet(20, fused_batch_norm="yes"), "fused_batch_norm must be True or False, got 'yes'"),
 ]
 
 

@@ -2,12 +2,14 @@
 
     python -m tools.benchmark [--models=cifar20,cifar56,cifar110,imagenet50] \
         [--precision=none,bfloat16,float16] [--batch_size=128] [--imagenet_batch_size=16] \
-        [--jit_compile=auto|on|off] [--recipe_data_dir=DIR] [--out=bench.json]
+        [--jit_compile=auto|on|off] [--rounds=1] [--recipe_data_dir=DIR] [--out=bench.json]
 
 Every configuration runs in a fresh process (so peak memory is its own), through the recipes'
 own train step on the same synthetic batch. With ``imagenet50`` in the list,
 ``keras.applications.ResNet50`` runs right after it at the same batch and precision, and the
-table gives the ratio. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
+table gives the ratio. ``--rounds=N`` repeats the whole list N times, alternating, and the table
+gives medians over rounds (the JSON keeps every round): on a shared machine one pair of runs
+can differ by 20 %. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
 With ``--recipe_data_dir`` (a prepared CIFAR-10), the CIFAR recipe's own loop (real input
 pipeline, TensorBoard logging, checkpoint) is timed against the bare step: the recipe overhead.
 """
@@ -29,6 +31,7 @@ _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch of the CIFAR nets.")
 _IMAGENET_BATCH = flags.DEFINE_integer("imagenet_batch_size", 16, "Batch of the ImageNet nets.")
 _JIT = flags.DEFINE_enum("jit_compile", "auto", ["auto", "on", "off"], "XLA for the train step.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (median reported).")
+_ROUNDS = flags.DEFINE_integer("rounds", 1, "Repeat the list this many times, alternating; medians over rounds.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size (tests use small images).")
 _PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s, for devices not in the built-in table.")
@@ -60,6 +63,7 @@ def _one(spec: str) -> dict:
 
 
 def table(results: list[dict]) -> str:
+    """Markdown, one row per configuration (``benchmarking.over_rounds`` rows)."""
     rows = ["| model | precision | batch | XLA | train img/s | inference img/s | peak host MiB | peak GPU MiB "
             "| TFLOP/s | of peak | ours / keras.applications |",
             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -105,14 +109,20 @@ def main(argv):
     for precision in _PRECISION.value:
         if precision not in ("none", "bfloat16", "float16"):
             raise ValueError(f"precision must be among none, bfloat16, float16, got {precision!r}")
+    if _ROUNDS.value < 1:
+        raise ValueError(f"rounds must be a positive integer, got {_ROUNDS.value}")
     results = []
-    for name in _MODELS.value:
-        for precision in _PRECISION.value:
-            batch = _IMAGENET_BATCH.value if name in ("imagenet50", "keras_resnet50") else _BATCH.value
-            results.append(_one(f"{name}:{precision}:{batch}"))
-            if name == "imagenet50":  # The peer, right after, same batch and precision.
-                results.append(_one(f"keras_resnet50:{precision}:{batch}"))
-    print(table(results))
+    for round_ in range(1, _ROUNDS.value + 1):
+        for name in _MODELS.value:
+            for precision in _PRECISION.value:
+                batch = _IMAGENET_BATCH.value if name in ("imagenet50", "keras_resnet50") else _BATCH.value
+                specs = [f"{name}:{precision}:{batch}"]
+                if name == "imagenet50":  # The peer, right after, same batch and precision.
+                    specs.append(f"keras_resnet50:{precision}:{batch}")
+                results += [dict(_one(spec), round=round_) for spec in specs]
+    if _ROUNDS.value > 1:
+        print(f"medians over {_ROUNDS.value} alternating rounds")
+    print(table(benchmarking.over_rounds(results)))
     if _RECIPE_DATA.value:
         overheads = [_one(f"recipe-{name}:{precision}:{_BATCH.value}")
                      for name in _MODELS.value if name.startswith("cifar") for precision in _PRECISION.value]

@@ -69,7 +69,10 @@ class ZeroPadShortcut(keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         if self.strides > 1:
-            x = x[:, :: self.strides, :: self.strides, :]
+            # x[:, ::s, ::s, :] exactly (the mean of a 1x1 window is its one pixel, NaN and inf
+            # included), but the gradient is a pooling kernel instead of StridedSliceGrad's
+            # scatter: forward + backward 4x faster on CPU (docs/performance.md).
+            x = ops.average_pool(x, pool_size=1, strides=self.strides, padding="valid")
         before, after = self._pad_widths(x.shape[-1])
         if before or after:
             x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [before, after]])

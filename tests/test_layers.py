@@ -172,3 +172,26 @@ def test_fused_bn_compiles_with_xla_and_matches_the_eager_result():
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(compiled.moving_variance.numpy(), eager.moving_variance.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_option_a_subsampling_is_exact_for_every_value_and_dtype(dtype):
+    x = np.random.default_rng(0).normal(size=(2, 7, 6, 3)).astype("float32")
+    x[0, 0, 0, :] = [np.nan, np.inf, -np.inf]
+    x[1, 2, 4, :] = [3.4e38, -3.4e38, 1e-30]
+    x = keras.ops.cast(x, dtype)
+    y = ZeroPadShortcut(3, strides=2, dtype=dtype)(x)
+    assert keras.backend.standardize_dtype(y.dtype) == dtype
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(y, "float32")),
+                                  np.asarray(keras.ops.cast(x[:, ::2, ::2, :], "float32")))
+
+
+def test_option_a_gradient_reaches_exactly_the_kept_pixels():
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 6, 5, 3)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = ZeroPadShortcut(8, strides=2)(x)
+        loss = tf.reduce_sum(y * tf.range(8, dtype="float32"))
+    expected = np.zeros(x.shape, "float32")
+    expected[:, ::2, ::2, :] = [0.0, 1.0, 2.0]
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), expected)

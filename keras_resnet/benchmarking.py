@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from typing import Callable
 
 import keras
 import numpy as np
@@ -28,15 +29,18 @@ PEAK_TFLOPS = {
 }
 
 
-def build(name: str, precision: str, image_size: int | None = None) -> keras.Model:
+def build(name: str, precision: str, image_size: int | None = None,
+          fused_batch_norm: bool = True) -> keras.Model:
     """The net ``name`` returning logits, under the dtype policy of ``precision``."""
     policy = PRECISIONS[precision]
     if name.startswith("cifar"):
         size = image_size or 32
-        return cifar_resnet(int(name[5:]), classifier_activation=None, dtype=policy, input_shape=(size, size, 3))
+        return cifar_resnet(int(name[5:]), classifier_activation=None, dtype=policy, input_shape=(size, size, 3),
+                            fused_batch_norm=fused_batch_norm)
     size = image_size or 224
     if name == "imagenet50":
-        return imagenet_resnet(50, classifier_activation=None, dtype=policy, input_shape=(size, size, 3))
+        return imagenet_resnet(50, classifier_activation=None, dtype=policy, input_shape=(size, size, 3),
+                               fused_batch_norm=fused_batch_norm)
     if name == "keras_resnet50":
         # keras.applications takes no dtype argument: the process-wide policy is the only way.
         keras.mixed_precision.set_global_policy(policy)
@@ -78,21 +82,31 @@ def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float 
     return name, None
 
 
-def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compile: bool = False,
-            steps: int = 10, warmup: int = 3, image_size: int | None = None,
-            peak_tflops: float | None = None) -> dict:
-    """Median training and inference images/s, peak memory and achieved FLOP/s of one net."""
-    strategy = tf.distribute.get_strategy()
-    model = build(name, precision, image_size)
-    shape = model.input_shape[1:]
+def synthetic_train_step(model: keras.Model, precision: str, batch_size: int,
+                         jit_compile: bool = False) -> tuple[Callable[[], tuple], tf.Tensor]:
+    """The recipes' train step on one fixed synthetic batch, and that batch's images.
+
+    ``step()`` runs one step of ``training.make_train_step`` (SGD with momentum, the
+    model's weight decay, the precision's loss scaling) and returns its outputs.
+    """
     rng = np.random.default_rng(0)
-    images = tf.constant(rng.normal(size=(batch_size, *shape)).astype(np.float32))
+    images = tf.constant(rng.normal(size=(batch_size, *model.input_shape[1:])).astype(np.float32))
     labels = tf.constant(rng.integers(0, model.output_shape[-1], batch_size).astype(np.int32))
     config = TrainConfig(batch_size=batch_size, mixed_precision=precision, jit_compile=jit_compile)
     optimizer, _ = make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    step = make_train_step(model, optimizer, strategy, batch_size, StepCounters(), jit_compile)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), batch_size, StepCounters(),
+                           jit_compile)
     iterator = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    return (lambda: step(iterator)), images
+
+
+def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compile: bool = False,
+            steps: int = 10, warmup: int = 3, image_size: int | None = None,
+            peak_tflops: float | None = None) -> dict:
+    """Median training and inference images/s, peak memory and achieved FLOP/s of one net."""
+    model = build(name, precision, image_size)
+    step, images = synthetic_train_step(model, precision, batch_size, jit_compile)
 
     def timed(fn, n):
         times = []
@@ -103,8 +117,8 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
         return times
 
     with recursion_limit_for(len(model.layers) // 6):  # Tracing ResNet-1202 recurses deeply.
-        timed(lambda: step(iterator), warmup)
-        train_times = timed(lambda: step(iterator), steps)
+        timed(step, warmup)
+        train_times = timed(step, steps)
         infer = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
         timed(lambda: [infer(images)], warmup)
         infer_times = timed(lambda: [infer(images)], steps)

@@ -102,3 +102,23 @@ def test_conv_benchmark_times_three_kernels_in_both_dtypes(tmp_path):
         (32, "float32"), (32, "bfloat16"), (16, "float32"), (16, "bfloat16"), (8, "float32"), (8, "bfloat16")]
     assert all(r[k] > 0 for r in results for k in ("forward_ms", "input_gradient_ms", "filter_gradient_ms"))
     assert "TF_ENABLE_ONEDNN_OPTS=1" in result.stdout
+
+
+def test_profile_step_lists_the_op_types_of_the_train_step(tmp_path):
+    out = tmp_path / "ops.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.profile_step", "--model=cifar8", "--batch_size=2", "--image_size=8",
+         "--steps=1", "--warmup=1", f"--logdir={tmp_path / 'trace'}", f"--out={out}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ops = {r["op_type"]: r for r in json.loads(out.read_text())["ops"]}
+    assert any("Conv2DBackpropFilter" in op for op in ops) and any("FusedBatchNorm" in op for op in ops)
+    assert all(r["ms_per_step"] >= 0 and r["count_per_step"] > 0 for r in ops.values())
+    assert "Process" not in ops
+    assert result.stdout.splitlines()[1].startswith("| op type | ms / step |")
+
+
+def test_profile_step_rejects_an_unknown_model():
+    result = subprocess.run([sys.executable, "-m", "tools.profile_step", "--model=vgg16"], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "model must be cifar<depth> or imagenet50, got 'vgg16'" in result.stderr

@@ -1,0 +1,113 @@
+"""Where a train step's time goes: TF profiler op times, summed by op type.
+
+    python -m tools.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
+        [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--logdir=DIR] [--out=FILE]
+
+Runs the recipes' train step (``benchmarking.synthetic_train_step``) under
+``tf.profiler.experimental`` for ``--steps`` steps and prints a Markdown table of the
+time of each TF op type per step, summed over all threads (so it can exceed the wall time
+when ops run in parallel), largest first, with the share of the total and the count per step.
+``--fused_batch_norm=false`` builds stock Keras BN, to see what the fused layer saves.
+The trace stays in ``--logdir`` for TensorBoard's profile plugin.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import re
+import tempfile
+import time
+
+from absl import flags
+
+from keras_resnet import cli
+
+_MODEL = flags.DEFINE_string("model", "cifar20", "cifar<6n+2> or imagenet50.")
+_PRECISION = flags.DEFINE_enum("precision", "none", ["none", "bfloat16", "float16"], "Mixed precision.")
+_BATCH = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Profiled steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Unprofiled steps first (tracing, warm caches).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size (tests use small images).")
+_FUSED_BN = flags.DEFINE_bool("fused_batch_norm", True, "FusedBatchNormalization (true) or Keras BN.")
+_LOGDIR = flags.DEFINE_string("logdir", None, "Keep the trace here (default: a temporary folder).")
+_OUT = flags.DEFINE_string("out", None, "Write the rows as JSON here.")
+_TOP = flags.DEFINE_integer("top", 20, "Rows to print.")
+
+
+def op_times(xplane_path: str, steps: int) -> list[dict]:
+    """``[{op_type, ms_per_step, count_per_step}]`` from a profiler XSpace, largest first.
+
+    Host events named ``"<op name>:<op type>"`` are TF op executions; the enclosing
+    ``"Process"`` events of the executor are not ops and are left out.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xplane_path, "rb") as f:
+        space.ParseFromString(f.read())
+    picos, counts = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or "::" in name:  # "ExecutorState::Process" etc.
+                    continue
+                op_type = name.rsplit(":", 1)[1]
+                if not re.fullmatch(r"[A-Za-z_]\w*", op_type):
+                    continue
+                picos[op_type] += event.duration_ps
+                counts[op_type] += 1
+    return [{"op_type": op, "ms_per_step": ps / 1e9 / steps, "count_per_step": counts[op] / steps}
+            for op, ps in picos.most_common()]
+
+
+def table(rows: list[dict], top: int) -> str:
+    total = sum(r["ms_per_step"] for r in rows) or 1.0
+    lines = ["| op type | ms / step | share | count / step |", "| --- | ---: | ---: | ---: |"]
+    for r in rows[:top]:
+        lines.append(f"| {r['op_type']} | {r['ms_per_step']:.2f} | {r['ms_per_step'] / total:.1%} | "
+                     f"{r['count_per_step']:g} |")
+    lines.append(f"| all {len(rows)} op types | {total:.2f} | 100.0% | |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from keras_resnet import benchmarking
+
+    if not re.fullmatch(r"cifar\d+|imagenet50", _MODEL.value):
+        raise ValueError(f"model must be cifar<depth> or imagenet50, got {_MODEL.value!r}")
+    for name in ("steps", "batch_size"):
+        if flags.FLAGS[name].value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {flags.FLAGS[name].value}")
+    model = benchmarking.build(_MODEL.value, _PRECISION.value, _IMAGE_SIZE.value, _FUSED_BN.value)
+    step, _ = benchmarking.synthetic_train_step(model, _PRECISION.value, _BATCH.value)
+
+    def run(n):
+        for _ in range(n):
+            float(tf.reduce_sum(step()[0]))  # Wait for the device.
+
+    run(_WARMUP.value)
+    logdir = _LOGDIR.value or tempfile.mkdtemp(prefix="profile_step_")
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    run(_STEPS.value)
+    wall_ms = (time.perf_counter() - start) / _STEPS.value * 1000
+    tf.profiler.experimental.stop()
+    paths = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
+    rows = op_times(paths[-1], _STEPS.value)
+    bn = "FusedBatchNormalization" if _FUSED_BN.value else "keras BatchNormalization"
+    print(f"{_MODEL.value}, batch {_BATCH.value}, precision {_PRECISION.value}, {bn}: "
+          f"{wall_ms:.1f} ms per step (wall, while profiling); trace in {logdir}")
+    print(table(rows, _TOP.value))
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump({"wall_ms_per_step": wall_ms, "ops": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    cli.run(main)

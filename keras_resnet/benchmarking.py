@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.flops import count_flops
+from keras_resnet.hardware import cpu_description
 from keras_resnet.models import cifar_resnet, imagenet_resnet, recursion_limit_for
 from keras_resnet.training import PRECISIONS, StepCounters, TrainConfig, make_optimizer, make_train_step
 
@@ -46,27 +47,6 @@ def build(name: str, precision: str, image_size: int | None = None,
         keras.mixed_precision.set_global_policy(policy)
         return keras.applications.ResNet50(weights=None, classifier_activation=None, input_shape=(size, size, 3))
     raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
-
-
-# CPU features that decide the speed of float32 and bfloat16 training on x86.
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
-def cpu_description() -> str:
-    """``"<model name> (<isa flags>)"`` from /proc/cpuinfo, e.g. ``"AMD EPYC (avx2)"``.
-
-    bfloat16 arithmetic is native only with avx512_bf16 or amx_bf16; without them
-    TF's CPU kernels emulate it and mixed_bfloat16 trains slower than float32.
-    """
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        import platform
-        return platform.processor() or "CPU"
-    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), "CPU")
-    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
-    return f"{model} ({', '.join(f for f in _ISA_FLAGS if f in flags) or 'no AVX2'})"
 
 
 def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float | None]:

@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from keras_resnet import distribute
+from keras_resnet import distribute, hardware
 from keras_resnet.models import recursion_limit_for
 from keras_resnet.schedules import PaperSchedule
 
@@ -307,6 +307,10 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     if chief and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
         _write_json_atomic(os.path.join(model_dir, CONFIG_FILE), _jsonable(hparams))
 
+    if config.mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
+        warning = hardware.emulated_bfloat16_warning()
+        if warning:
+            logging.warning(warning)
     with strategy.scope():
         model = task.build_model(PRECISIONS[config.mixed_precision])
         optimizer, schedule = make_optimizer(config)

@@ -84,7 +84,7 @@ def test_benchmark_rejects_a_missing_recipe_data_dir(tmp_path):
 
 
 def test_cpu_description_names_the_vector_extensions_of_this_cpu():
-    from keras_resnet.benchmarking import cpu_description
+    from keras_resnet.hardware import cpu_description
     with open("/proc/cpuinfo") as f:
         flags = next(l for l in f if l.startswith("flags")).split(":", 1)[1].split()
     extensions = cpu_description().rsplit("(", 1)[1].rstrip(")").split(", ")

@@ -169,6 +169,17 @@ def test_mixed_precision_runs_with_float32_variables(tmp_path, precision, comput
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_logs_a_warning(tmp_path, monkeypatch):
+    from absl import logging as absl_logging
+    from keras_resnet import hardware
+    warnings = []
+    monkeypatch.setattr(hardware, "emulated_bfloat16_warning", lambda: "bf16 is emulated here")
+    monkeypatch.setattr(absl_logging, "warning", lambda msg, *args: warnings.append(msg % args if args else msg))
+    training.train(tiny_config(train_steps=1, mixed_precision="bfloat16"), tiny_task(), str(tmp_path / "bf16"))
+    training.train(tiny_config(train_steps=1), tiny_task(), str(tmp_path / "fp32"))
+    assert warnings.count("bf16 is emulated here") == 1
+
+
 def test_float16_gradient_overflow_is_skipped_by_loss_scaling_without_stopping(tmp_path):
     def overflowing_model(dtype):
         # Raw pixels (about +-100) into one Dense layer: at the initial loss scale 2**15 the

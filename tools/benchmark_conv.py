@@ -66,7 +66,7 @@ def main(argv):
     del argv
     import os
 
-    from keras_resnet.benchmarking import cpu_description
+    from keras_resnet.hardware import cpu_description
     if _BATCH.value < 1 or _REPEATS.value < 1:
         raise ValueError(f"--batch_size and --repeats must be positive, got {_BATCH.value} and {_REPEATS.value}")
     results = [measure(_BATCH.value, size, channels, dtype, _REPEATS.value)

@@ -1,0 +1,24 @@
+"""The CPU description of benchmark tables and the warning about emulated bfloat16."""
+
+from keras_resnet.hardware import cpu_description, emulated_bfloat16_warning
+
+AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+SAPPHIRE_RAPIDS = ("model name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+                   "flags\t\t: sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+ARM = "processor\t: 0\nFeatures\t: fp asimd bf16\nCPU implementer\t: 0x41\n"
+
+
+def test_cpu_description_lists_model_and_vector_extensions():
+    assert cpu_description(AVX2_ONLY) == "AMD EPYC 7B13 (avx2)"
+    assert cpu_description(SAPPHIRE_RAPIDS) == "Intel(R) Xeon(R) Platinum 8480+ (avx2, avx512f, avx512_bf16, amx_bf16)"
+
+
+def test_bfloat16_warning_names_a_cpu_without_bfloat16_instructions():
+    warning = emulated_bfloat16_warning(AVX2_ONLY)
+    assert "AMD EPYC 7B13 (avx2)" in warning and "10x slower than float32" in warning and "\n" not in warning
+
+
+def test_no_bfloat16_warning_with_native_bfloat16_or_off_x86():
+    assert emulated_bfloat16_warning(SAPPHIRE_RAPIDS) is None
+    assert emulated_bfloat16_warning(ARM) is None
+    assert emulated_bfloat16_warning("") is None

@@ -224,7 +224,7 @@ def _write_hparams(summaries: _Summaries, hparams: dict) -> None:
 class StepCounters:
     """Device-side bookkeeping of the train step, so that it needs no host sync per step:
     the global step, sums of (loss * batch, wrong, images) since the last log, and the first
-    step whose loss was not finite (-1: none). Create under the strategy's scope."""
+    step whose loss or gradients were not finite (-1: none). Create under the strategy's scope."""
 
     def __init__(self):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -240,6 +240,8 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
     replicas, so the summed replica gradients equal the one-device gradient of the paper's
     objective; float16 loss scaling when ``optimizer`` is a ``LossScaleOptimizer``.
     """
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
     def step_fn(images, labels):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
@@ -252,18 +254,24 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
-        return loss, wrong
+        # A finite loss does not prove finite gradients: oneDNN's fused conv+BN+ReLU maps NaN
+        # activations to 0 in the forward pass while their gradients are NaN. Loss scaling
+        # skips non-finite float16 gradients itself, so only other optimizers are checked.
+        bad_grads = (tf.constant(0.0) if loss_scaling
+                     else tf.cast(~tf.math.is_finite(tf.linalg.global_norm(grads)), tf.float32))
+        return loss, wrong, bad_grads
 
     replica_step = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
 
     @tf.function
     def train_step(iterator):
-        loss, wrong = strategy.run(replica_step, args=next(iterator))
+        loss, wrong, bad_grads = strategy.run(replica_step, args=next(iterator))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
+        bad_grads = strategy.reduce(tf.distribute.ReduceOp.SUM, bad_grads, axis=None)
         counters.step.assign_add(1)
         counters.sums.assign_add(tf.stack([loss * global_batch, wrong, float(global_batch)]))
-        bad = (counters.first_bad < 0) & ~tf.math.is_finite(loss)
+        bad = (counters.first_bad < 0) & (~tf.math.is_finite(loss) | (bad_grads > 0))
         counters.first_bad.assign(tf.where(bad, counters.step, counters.first_bad))
         return loss, wrong
 
@@ -294,7 +302,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
 
     Raises:
         ConfigMismatchError: ``model_dir`` holds a run of another configuration.
-        NonFiniteLossError: the loss became NaN/Inf (last good checkpoint kept).
+        NonFiniteLossError: the loss or the gradients became NaN/Inf (last good checkpoint kept).
     """
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -360,7 +368,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         if bad >= 0 or not bool(weights_finite()):
             summaries.flush()
             raise NonFiniteLossError(
-                f"loss became NaN/Inf at step {bad if bad >= 0 else step}; stopped without saving, "
+                f"loss or gradients became NaN/Inf at step {bad if bad >= 0 else step}; stopped without saving, "
                 f"the last good checkpoint ({chief_manager.latest_checkpoint or 'none'}) is kept")
 
     def evaluate(step: int) -> dict:

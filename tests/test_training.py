@@ -212,7 +212,7 @@ def test_a_failed_final_model_write_names_the_checkpoint_that_is_kept(tmp_path):
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
-    with pytest.raises(training.NonFiniteLossError, match="loss became NaN/Inf at step 3"):
+    with pytest.raises(training.NonFiniteLossError, match="loss or gradients became NaN/Inf at step 3"):
         training.train(config, tiny_task(nan_at_step=3), str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))

@@ -48,6 +48,18 @@ def test_rounds_are_summarised_by_median_speed_and_maximum_memory():
     assert ours["peak_host_rss_mib"] == 30 and ours["fraction_of_peak"] is None and "round" not in ours
 
 
+def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuration(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=2",
+         "--image_size=8", "--steps=1", "--warmup=1", "--rounds=2", f"--out={out}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [(r["model"], r["round"]) for r in json.loads(out.read_text())] == [("cifar20", 1), ("cifar20", 2)]
+    assert "medians over 2 alternating rounds" in result.stdout
+    assert len([l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
+
+
 def test_benchmark_rejects_zero_rounds():
     result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--rounds=0"],
                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)

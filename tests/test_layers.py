@@ -195,3 +195,13 @@ def test_option_a_gradient_reaches_exactly_the_kept_pixels():
     expected = np.zeros(x.shape, "float32")
     expected[:, ::2, ::2, :] = [0.0, 1.0, 2.0]
     np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), expected)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_bn_runs_one_fused_kernel_for_4d_channels_last_inputs(training):
+    layer = FusedBatchNormalization()
+    layer.build((None, 4, 5, 3))
+    graph = tf.function(lambda x: layer(x, training=training)).get_concrete_function(
+        tf.TensorSpec((2, 4, 5, 3), "float32")).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" in op_types and not {"Mean", "SquaredDifference", "Rsqrt"} & op_types

@@ -17,6 +17,7 @@ _PUBLIC = {
     "IMAGENET_SPECS": "keras_resnet.models",
     "cifar_resnet": "keras_resnet.models",
     "imagenet_resnet": "keras_resnet.models",
+    "torchvision_preprocessing": "keras_resnet.pretrained",
 }
 __all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"

@@ -31,17 +31,18 @@ PEAK_TFLOPS = {
 
 
 def build(name: str, precision: str, image_size: int | None = None,
-          fused_batch_norm: bool = True) -> keras.Model:
-    """The net ``name`` returning logits, under the dtype policy of ``precision``."""
+          fused_batch_norm: bool = True, bn_group_size: int | None = None) -> keras.Model:
+    """The net ``name`` returning logits, under the dtype policy of ``precision``
+    (``bn_group_size``: ghost BN groups, ours only)."""
     policy = PRECISIONS[precision]
     if name.startswith("cifar"):
         size = image_size or 32
         return cifar_resnet(int(name[5:]), classifier_activation=None, dtype=policy, input_shape=(size, size, 3),
-                            fused_batch_norm=fused_batch_norm)
+                            fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size)
     size = image_size or 224
     if name == "imagenet50":
         return imagenet_resnet(50, classifier_activation=None, dtype=policy, input_shape=(size, size, 3),
-                               fused_batch_norm=fused_batch_norm)
+                               fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size)
     if name == "keras_resnet50":
         # keras.applications takes no dtype argument: the process-wide policy is the only way.
         keras.mixed_precision.set_global_policy(policy)
@@ -60,6 +61,28 @@ def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float 
         if key in name:
             return name, peaks["float32" if precision == "none" else precision] or None
     return name, None
+
+
+def matmul_tflops(precision: str = "none", size: int = 2048, repeats: int = 10) -> dict:
+    """The machine's attainable dense-matmul rate: median TFLOP/s of ``size`` x ``size`` products.
+
+    ``precision`` ``"none"`` multiplies float32 matrices, ``"bfloat16"``/``"float16"`` matrices of
+    that type (what mixed precision's convolutions run in). This is the reference that CPU
+    training rates are compared with ("of peak"): no vendor figure exists for a share of a CPU.
+    """
+    dtype = {"none": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}[precision]
+    rng = np.random.default_rng(0)
+    a, b = (tf.constant(rng.normal(size=(size, size)), dtype) for _ in range(2))
+    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b)[:1, :1], tf.float32)))
+    for _ in range(2):
+        float(product())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(product())
+        times.append(time.perf_counter() - start)
+    return {"model": "matmul", "precision": precision, "size": size, "device": _device_peak(precision, None)[0],
+            "tflops": 2 * size**3 / statistics.median(times) / 1e12}
 
 
 def synthetic_train_step(model: keras.Model, precision: str, batch_size: int,
@@ -83,9 +106,9 @@ def synthetic_train_step(model: keras.Model, precision: str, batch_size: int,
 
 def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compile: bool = False,
             steps: int = 10, warmup: int = 3, image_size: int | None = None,
-            peak_tflops: float | None = None) -> dict:
+            peak_tflops: float | None = None, bn_group_size: int | None = None) -> dict:
     """Median training and inference images/s, peak memory and achieved FLOP/s of one net."""
-    model = build(name, precision, image_size)
+    model = build(name, precision, image_size, bn_group_size=bn_group_size)
     step, images = synthetic_train_step(model, precision, batch_size, jit_compile)
 
     def timed(fn, n):
@@ -111,7 +134,7 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
     gpu_peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpus else None
     return {
         "model": name, "precision": precision, "batch_size": batch_size, "jit_compile": jit_compile,
-        "device": device, "train_images_per_second": train_ips,
+        "bn_group_size": bn_group_size, "device": device, "train_images_per_second": train_ips,
         "inference_images_per_second": batch_size / statistics.median(infer_times),
         "train_step_seconds_median": statistics.median(train_times), "timed_steps": steps,
         "train_images_per_second_mean": batch_size * len(train_times) / sum(train_times),
@@ -122,20 +145,20 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
 
 
 def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_size: int = 128,
-                   steps: int = 20) -> dict:
+                   steps: int = 20, bn_group_size: int | None = 64) -> dict:
     """The CIFAR recipe's loop against the bare train step: what logging and input cost.
 
     Runs ``training.train`` (the real CIFAR-10 input pipeline from ``data_dir``, step
     counters, TensorBoard scalars, the final checkpoint) for ``steps`` warm-up steps and
     ``steps`` timed steps, and takes its images/s over the timed log window; then the bare
-    step of ``measure`` on one synthetic batch, mean over as many steps. Evaluation is
+    step of ``measure`` on one synthetic batch (the same BN groups), mean over as many steps. Evaluation is
     left out of both (its cost is one pass over the test set per ``eval_every`` steps).
     """
     import tempfile
 
     from keras_resnet import tasks, training
 
-    experiment = tasks.CifarExperiment(depth=depth)
+    experiment = tasks.CifarExperiment(depth=depth, bn_group_size=bn_group_size)
     config = tasks.cifar_train_config(depth, 2 * steps, batch_size=batch_size, mixed_precision=precision,
                                       log_every=steps, eval_every=2 * steps, checkpoint_every=2 * steps)
     task = tasks.cifar10_task(experiment, config, data_dir)
@@ -143,9 +166,10 @@ def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_siz
     with tempfile.TemporaryDirectory() as scratch:
         stats = training.train(config, task, scratch)
     keras.backend.clear_session()
-    bare = measure(f"cifar{depth}", precision, batch_size, steps=steps, warmup=3)
+    bare = measure(f"cifar{depth}", precision, batch_size, steps=steps, warmup=3, bn_group_size=bn_group_size)
     recipe_ips, bare_ips = stats["images_per_second"], bare["train_images_per_second_mean"]
-    return {"model": f"cifar{depth}", "precision": precision, "batch_size": batch_size, "timed_steps": steps,
+    return {"model": f"cifar{depth}", "precision": precision, "batch_size": batch_size,
+            "bn_group_size": bn_group_size, "timed_steps": steps,
             "recipe_images_per_second": recipe_ips, "bare_images_per_second": bare_ips,
             "overhead": 1.0 - recipe_ips / bare_ips}
 
@@ -159,7 +183,8 @@ def over_rounds(results: list[dict]) -> list[dict]:
     """One row per configuration: medians of the speeds over its rounds, maxima of the memory."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        groups.setdefault((r["model"], r["precision"], r["batch_size"], r["jit_compile"]), []).append(r)
+        key = (r["model"], r["precision"], r["batch_size"], r["jit_compile"], r.get("bn_group_size"))
+        groups.setdefault(key, []).append(r)
     rows = []
     for runs in groups.values():
         row = dict(runs[0], rounds=len(runs))

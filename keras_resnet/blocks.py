@@ -52,6 +52,11 @@ class BlockOptions:
             same layer on TF's fused kernel, faster) or, with ``False``, as
             stock ``keras.layers.BatchNormalization`` (for models that must
             load without ``keras_resnet``, or another backend). Same weights.
+        bn_group_size: Optional int. In training, every BN layer normalises
+            consecutive groups of this many images of each replica's batch
+            separately ("ghost" BN; see ``FusedBatchNormalization``): 64 gives
+            the paper's CIFAR-10 BN (batch 128 on two GPUs, section 4.2) on any
+            number of devices. ``None`` (default): the whole batch, as Keras.
         dtype: Optional dtype policy for every layer; ``None`` uses the global
             Keras policy.
     """
@@ -66,6 +71,7 @@ class BlockOptions:
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     fused_batch_norm: bool = True
+    bn_group_size: int | None = None
     dtype: Any = None
 
     def __post_init__(self):
@@ -75,6 +81,13 @@ class BlockOptions:
         _check_choice("kernel_init", self.kernel_init, INIT_MODES)
         if self.fused_batch_norm not in (True, False):
             raise ValueError(f"fused_batch_norm must be True or False, got {self.fused_batch_norm!r}")
+        if self.bn_group_size is not None:
+            if isinstance(self.bn_group_size, bool) or not isinstance(self.bn_group_size, int) \
+                    or self.bn_group_size < 1:
+                raise ValueError(f"bn_group_size must be a positive int or None, got {self.bn_group_size!r}")
+            if not self.fused_batch_norm:
+                raise ValueError("bn_group_size needs fused_batch_norm=True: stock keras.layers."
+                                 "BatchNormalization cannot normalise groups of a batch")
         if isinstance(self.weight_decay, bool) or not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
 
@@ -109,11 +122,12 @@ def conv_bn(x, filters: int, kernel_size: int, strides: int, name: str, opts: Bl
         kernel_initializer=opts.kernel_initializer(),
         kernel_regularizer=opts.kernel_regularizer(),
         name=f"{name}_conv", dtype=opts.dtype)(x)
-    bn_layer = FusedBatchNormalization if opts.fused_batch_norm else keras.layers.BatchNormalization
-    x = bn_layer(
-        momentum=opts.bn_momentum, epsilon=opts.bn_epsilon,
-        gamma_initializer="zeros" if zero_gamma else "ones",
-        name=f"{name}_bn", dtype=opts.dtype)(x)
+    bn_args = dict(momentum=opts.bn_momentum, epsilon=opts.bn_epsilon,
+                   gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", dtype=opts.dtype)
+    if opts.fused_batch_norm:
+        x = FusedBatchNormalization(group_size=opts.bn_group_size, **bn_args)(x)
+    else:
+        x = keras.layers.BatchNormalization(**bn_args)(x)
     if relu:
         x = keras.layers.Activation("relu", name=f"{name}_relu", dtype=opts.dtype)(x)
     return x

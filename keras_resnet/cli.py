@@ -29,16 +29,23 @@ def parse_flags(argv):
 
 def _import_tensorflow_quietly() -> None:
     """TF's native start-up lines (CUDA stubs, CPU features) are written to fd 2 before its
-    logging is configured; hide them so that errors stay one line. Python errors still show."""
+    logging is configured, and so is ``failed call to cuInit`` when it looks for GPUs on a
+    machine without an NVIDIA driver: an error line when nothing is wrong. Both happen here
+    with fd 2 pointed at /dev/null, so that errors stay one line; Python errors still show.
+    Where an NVIDIA device exists but TF finds no GPU, one warning says so instead."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")  # Physical only: logical devices stay configurable.
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    if not gpus and (os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia")):
+        print("warning: an NVIDIA device is present but TensorFlow found no usable GPU (driver or CUDA "
+              "libraries?); running on the CPU", file=sys.stderr)
 
 
 # Entry points import this module first: TF's native start-up noise is hidden from then on.
@@ -53,13 +60,13 @@ def run(main, flags_parser=parse_flags) -> None:
     """``app.run`` whose bad-input errors (``ValueError``) exit with status 2 and one line."""
     def guarded(argv):
         from keras_resnet.data import DataNotPreparedError
-        from keras_resnet.training import CheckpointWriteError, NonFiniteLossError
+        from keras_resnet.training import CheckpointWriteError, NonFiniteLossError, WorkerLostError
         try:
             return main(argv)
         except (ValueError, DataNotPreparedError) as e:
             logging.flush()
             fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        except (NonFiniteLossError, CheckpointWriteError) as e:
+        except (NonFiniteLossError, CheckpointWriteError, WorkerLostError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
 

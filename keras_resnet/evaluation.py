@@ -9,7 +9,6 @@ from __future__ import annotations
 import weakref
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 
@@ -66,10 +65,3 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str 
     else:
         raise ValueError(f"mode must be one of 'single', 'ten_crop', 'multiscale', got {mode!r}")
     return _accumulate(model, dataset, predict)
-
-
-def error_on_subset(model: keras.Model, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                    batch_size: int = 500) -> float:
-    """Top-1 error on ``images[mask]`` (e.g. the pixel-exact CIFAR test images)."""
-    ds = tf.data.Dataset.from_tensor_slices((images[mask], labels[mask])).batch(batch_size)
-    return evaluate_classifier(model, ds)["error"]

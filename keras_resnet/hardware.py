@@ -1,4 +1,5 @@
-"""What the host CPU can do, from /proc/cpuinfo: for benchmark tables and a bfloat16 warning."""
+"""What the hardware computes natively: the CPU from /proc/cpuinfo (benchmark tables, a bfloat16
+warning) and the fastest native training precision (``--mixed_precision=auto``)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,22 @@ def emulated_bfloat16_warning(cpuinfo: str | None = None) -> str | None:
     return (f"mixed_precision=bfloat16 on {cpu_description(cpuinfo)}, which has no bfloat16 instructions "
             "(avx512_bf16/amx_bf16): TF emulates them and training is about 10x slower than float32 "
             "(docs/performance.md).")
+
+
+def cpu_has_native_bfloat16(cpuinfo: str | None = None) -> bool:
+    cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
+    flags = (_field(cpuinfo or "", "flags") or "").split()
+    return any(f in flags for f in NATIVE_BFLOAT16_FLAGS)
+
+
+def native_precision(gpu_compute_capability: tuple[int, int] | None = None, cpuinfo: str | None = None) -> str:
+    """The fastest precision the hardware computes natively, as a recipe's ``--mixed_precision`` value.
+
+    GPUs (pass the first GPU's compute capability): ``"bfloat16"`` from 8.0 (A100, H100: bf16
+    tensor cores, no loss scaling needed), ``"float16"`` before (V100, T4: fp16 tensor cores, with
+    loss scaling). CPUs: ``"bfloat16"`` with AVX512-BF16 or AMX (measured 1.5x float32 for ResNet-20
+    on a Zen 4, docs/performance.md), else ``"none"`` (float32: emulated bfloat16 is about 10x slower).
+    """
+    if gpu_compute_capability is not None:
+        return "bfloat16" if tuple(gpu_compute_capability) >= (8, 0) else "float16"
+    return "bfloat16" if cpu_has_native_bfloat16(cpuinfo) else "none"

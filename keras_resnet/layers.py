@@ -4,6 +4,9 @@
 * ``FusedBatchNormalization``: ``keras.layers.BatchNormalization`` computed by
   TensorFlow's fused kernel, which Keras 3 no longer uses.
 
+``FusedBatchNormalization`` also computes "ghost" BN (``group_size``): the
+statistics of groups of a batch, as on the paper's two GPUs.
+
 Both are registered for serialization, so models that use them save to
 ``.keras`` and load back with ``keras.models.load_model`` without
 ``custom_objects`` (after ``import keras_resnet``).
@@ -96,7 +99,7 @@ _FUSED_DTYPES = ("float32", "float16", "bfloat16")
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` on TensorFlow's fused kernel.
+    """``keras.layers.BatchNormalization`` on TensorFlow's fused kernel, with optional ghost batches.
 
     Same arguments, weights, weight names, moving-average update and outputs
     as the Keras layer (it is a subclass, so ``isinstance`` checks and weight
@@ -115,14 +118,41 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     is rescaled by ``(n - 1) / n``). The computation is in float32 for
     float16/bfloat16 inputs, and the output has the input's dtype.
 
+    ``group_size`` ("ghost" batch norm, Hoffer et al. 2017; tf.keras 2 called
+    it ``virtual_batch_size``): in training, the batch is cut into consecutive
+    groups of ``group_size`` images and each group is normalised with its own
+    statistics, as if each were on its own GPU. The paper's CIFAR-10 nets were
+    trained with a batch of 128 on two GPUs (section 4.2), so their BN saw 64
+    images; ``group_size=64`` computes that function on one device. The moving
+    statistics are updated once per step with the mean over the groups of
+    their means and biased variances, which is also what averaging the
+    replicas' statistics gives on N devices. The training batch must be a
+    multiple of ``group_size``. Inference is unaffected.
+
     On CPUs with oneDNN, TF fuses a convolution, this op and a following ReLU
     into one kernel whose ReLU maps NaN to 0: a NaN input then gives a finite
     forward pass but NaN gradients (``training.make_train_step`` checks both).
 
     The fused path is taken for 4-D channels-last inputs of float32, float16
-    or bfloat16 on the TensorFlow backend without a mask, ``renorm`` or
-    ``synchronized``; everything else runs the parent's code unchanged.
+    or bfloat16 with a static batch size (when grouped) on the TensorFlow
+    backend without a mask, ``renorm`` or ``synchronized``; otherwise the
+    parent's code runs unchanged, or, when grouped, a portable ``keras.ops``
+    version of the same computation.
+
+    Args:
+        group_size: Optional int. Images per BN group in training; ``None``
+            normalises over the whole batch (standard Keras behaviour).
+        **kwargs: Those of ``keras.layers.BatchNormalization``.
     """
+
+    def __init__(self, *args, group_size: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if group_size is not None:
+            if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+                raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
+            if self.renorm or self.synchronized:
+                raise ValueError("group_size cannot be combined with renorm or synchronized BN")
+        self.group_size = group_size
 
     def _can_fuse(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow"
@@ -133,8 +163,25 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 and self.axis in (-1, 3)
                 and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES)
 
+    def _num_groups(self, batch: int | None) -> int | None:
+        """How many groups a training batch of ``batch`` images makes (``None``: unknown yet)."""
+        if self.group_size is None:
+            return 1
+        if batch is None:
+            return None
+        if batch % self.group_size:
+            raise ValueError(f"{self.name}: a training batch of {batch} images is not a multiple of "
+                             f"group_size={self.group_size}")
+        return batch // self.group_size
+
     def call(self, inputs, training=None, mask=None):
-        if not self._can_fuse(inputs, mask):
+        grouped = training and self.trainable and self.group_size is not None
+        if grouped and mask is not None:
+            raise ValueError(f"{self.name}: group_size does not support masks")
+        groups = self._num_groups(inputs.shape[0]) if grouped else 1
+        if not self._can_fuse(inputs, mask) or groups is None:
+            if grouped:
+                return self._grouped_call(inputs)
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # Only reached on the TensorFlow backend.
 
@@ -144,17 +191,23 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         gamma, beta = tf.cast(gamma, "float32"), tf.cast(beta, "float32")
         if training and self.trainable:
             empty = tf.constant([], "float32")
-            outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty,
-                epsilon=self.epsilon, exponential_avg_factor=1.0,
-                data_format="NHWC", is_training=True)
-            count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, "float32")
+            # Consecutive groups are contiguous blocks of an NHWC batch: splitting costs no copy.
+            parts = tf.split(inputs, groups, axis=0) if groups > 1 else [inputs]
+            outputs, means, variances = [], [], []
+            for part in parts:
+                y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                    x=part, scale=gamma, offset=beta, mean=empty, variance=empty,
+                    epsilon=self.epsilon, exponential_avg_factor=1.0,
+                    data_format="NHWC", is_training=True)
+                outputs.append(y)
+                means.append(mean)
+                variances.append(variance)
+            outputs = tf.concat(outputs, axis=0) if groups > 1 else outputs[0]
+            mean = tf.add_n(means) / groups if groups > 1 else means[0]
+            variance = tf.add_n(variances) / groups if groups > 1 else variances[0]
+            count = tf.cast(tf.size(parts[0], out_type=tf.int64) // channels, "float32")
             variance = variance * (count - 1.0) / count  # Unbiased -> biased.
-            moving_mean = tf.cast(self.moving_mean, "float32")
-            moving_variance = tf.cast(self.moving_variance, "float32")
-            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            self._update_moving_statistics(mean, variance)
         else:
             outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
                 x=inputs, scale=gamma, offset=beta,
@@ -162,3 +215,37 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, "float32"),
                 epsilon=self.epsilon, data_format="NHWC", is_training=False)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _grouped_call(self, inputs):
+        """Training-mode ghost BN in ``keras.ops`` (any backend, rank, axis or dynamic batch)."""
+        dtype = keras.backend.result_type(inputs.dtype, "float32")  # Statistics in float32 at least.
+        x = ops.cast(inputs, dtype)
+        rank = len(x.shape)
+        axis = self.axis % rank
+        shape = ops.shape(x)
+        # (batch, ...) -> (groups, group_size, ...): the channel axis moves to axis + 1.
+        x = ops.reshape(x, (-1, self.group_size, *shape[1:]))
+        reduce = [i + 1 for i in range(rank) if i != axis]
+        mean, variance = ops.moments(x, axes=reduce, keepdims=True)
+        broadcast = [1] * (rank + 1)
+        broadcast[axis + 1] = self.moving_mean.shape[0]
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * ops.reshape(ops.cast(self.gamma, dtype), broadcast)
+        if self.center:
+            y = y + ops.reshape(ops.cast(self.beta, dtype), broadcast)
+        self._update_moving_statistics(ops.reshape(ops.mean(mean, axis=0), [-1]),
+                                       ops.reshape(ops.mean(variance, axis=0), [-1]))
+        return ops.cast(ops.reshape(y, shape), self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, variance) -> None:
+        """``moving = momentum * moving + (1 - momentum) * batch``, as Keras does."""
+        moving_mean = ops.cast(self.moving_mean, mean.dtype)
+        moving_variance = ops.cast(self.moving_variance, variance.dtype)
+        self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
+
+    def get_config(self):
+        config = super().get_config()
+        config["group_size"] = self.group_size
+        return config

@@ -42,6 +42,7 @@ def cifar_resnet(
     weight_decay: float = 1e-4,
     kernel_init: str = "fan_in",
     fused_batch_norm: bool = True,
+    bn_group_size: int | None = None,
     dtype: Any = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -66,7 +67,9 @@ def cifar_resnet(
             ``None`` for logits. The classifier always computes in float32.
         width: int. Filters of the first stage (16 in the paper).
         shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
-            fused_batch_norm, dtype: see ``BlockOptions``.
+            fused_batch_norm, bn_group_size, dtype: see ``BlockOptions``. The
+            recipes train with ``bn_group_size=64``, the paper's BN batch;
+            the builder's default ``None`` keeps standard Keras BN.
         name: Model name; defaults to ``"resnet20"`` / ``"plain20"``.
 
     Returns:
@@ -83,7 +86,8 @@ def cifar_resnet(
     opts = BlockOptions(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
         zero_init_residual=zero_init_residual, weight_decay=weight_decay,
-        kernel_init=kernel_init, fused_batch_norm=fused_batch_norm, dtype=dtype)
+        kernel_init=kernel_init, fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size,
+        dtype=dtype)
 
     def stem(x):
         return blocks_lib.conv_bn(x, width, 3, 1, "conv1", opts)
@@ -115,8 +119,10 @@ def imagenet_resnet(
     weight_decay: float = 1e-4,
     kernel_init: str = "fan_in",
     fused_batch_norm: bool = True,
+    bn_group_size: int | None = None,
     dtype: Any = None,
     name: str | None = None,
+    weights: str | None = None,
 ) -> keras.Model:
     """The ImageNet ResNet (or plain net) of Table 1.
 
@@ -140,7 +146,11 @@ def imagenet_resnet(
             net for the multi-scale testing of section 3.4.
         num_classes, include_top, pooling, classifier_activation, width,
             shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
-            fused_batch_norm, dtype, name: as in ``cifar_resnet``.
+            fused_batch_norm, bn_group_size, dtype, name: as in ``cifar_resnet``.
+        weights: Optional path of a ``.weights.h5`` to load, e.g. ImageNet weights converted
+            from torchvision or timm by ``tools.convert_weights`` (those need
+            ``stride_on="3x3"``; a file converted for another depth or stride is refused).
+            With ``include_top=False`` the backbone's weights are taken from it.
 
     Returns:
         A functional ``keras.Model``.
@@ -171,7 +181,7 @@ def imagenet_resnet(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
         stride_on=stride_on, zero_init_residual=zero_init_residual,
         weight_decay=weight_decay, kernel_init=kernel_init,
-        fused_batch_norm=fused_batch_norm, dtype=dtype)
+        fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size, dtype=dtype)
 
     def stem(x):
         x = blocks_lib.conv_bn(x, width, 7, 2, "conv1", opts)
@@ -179,15 +189,31 @@ def imagenet_resnet(
         return keras.layers.MaxPooling2D(3, strides=2, name="pool1", dtype=dtype)(x)
 
     num_stages = len(stage_blocks)
-    return _build(
-        stem=stem,
-        block_fn=blocks_lib.bottleneck_block if bottleneck else blocks_lib.basic_block,
-        stage_blocks=stage_blocks,
-        stage_filters=tuple(width * 2**i for i in range(num_stages)),
-        stage_strides=(1,) + (2,) * (num_stages - 1), opts=opts,
-        input_shape=input_shape, include_top=include_top, pooling=pooling,
-        num_classes=num_classes, classifier_activation=classifier_activation,
-        name=name or f"{'resnet' if residual else 'plain'}{depth}")
+
+    def build(include_top: bool) -> keras.Model:
+        return _build(
+            stem=stem,
+            block_fn=blocks_lib.bottleneck_block if bottleneck else blocks_lib.basic_block,
+            stage_blocks=stage_blocks,
+            stage_filters=tuple(width * 2**i for i in range(num_stages)),
+            stage_strides=(1,) + (2,) * (num_stages - 1), opts=opts,
+            input_shape=input_shape, include_top=include_top, pooling=pooling,
+            num_classes=num_classes, classifier_activation=classifier_activation,
+            name=name or f"{'resnet' if residual else 'plain'}{depth}")
+
+    if weights is None:
+        return build(include_top)
+    from keras_resnet.pretrained import check_weights_fit
+    check_weights_fit(weights, depth, stride_on)
+    full = build(True)
+    full.load_weights(weights)
+    if include_top:
+        return full
+    backbone = build(False)
+    for layer in backbone.layers:
+        if layer.weights:
+            layer.set_weights(full.get_layer(layer.name).get_weights())
+    return backbone
 
 
 def _build(*, stem: Callable, block_fn: Callable, stage_blocks: Sequence[int],

@@ -41,6 +41,11 @@ def read_config(model_dir: str) -> dict:
         return json.load(f)
 
 
+# The event folders a run may have: training, the held-out split, and its masked subset
+# (``--eval_subset_mask``, e.g. the 1,000 pixel-exact test images of this project's CIFAR-10 copy).
+SPLITS = ("train", "test", "validation", "test_subset", "validation_subset")
+
+
 @dataclasses.dataclass
 class Run:
     """One training run read back from its ``model_dir``."""
@@ -77,7 +82,7 @@ def find_runs(root: str) -> list[Run]:
         if "config.json" not in files:
             continue
         scalars = {split: read_scalars(os.path.join(folder, split))
-                   for split in ("train", "test", "validation") if os.path.isdir(os.path.join(folder, split))}
+                   for split in SPLITS if os.path.isdir(os.path.join(folder, split))}
         stats = {}
         for name in ("stats.json", "final_eval.json"):
             if os.path.exists(os.path.join(folder, name)):
@@ -105,58 +110,198 @@ def summarize(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "n": n, "best": min(values)}
 
 
-def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
-    """Table 6 beside our runs: (Markdown table, notes on runs left out of it)."""
-    from keras_resnet.paper import CIFAR_SCHEDULE, CIFAR_TABLE6
+# Not part of what a row compares: the seed varies within a row, the rest is bookkeeping.
+_NOT_COMPARED = frozenset({"seed", "command"})
+# Identify the net rather than the recipe: never reported as deviations.
+_IDENTITY = ("dataset", "depth", "residual")
 
+
+def _row_config(config: dict) -> dict:
+    from keras_resnet.training import what_is_trained
+    config = json.loads(json.dumps(config))  # Tuples as lists, as config.json holds them.
+    return {k: v for k, v in what_is_trained(config).items() if k not in _NOT_COMPARED}
+
+
+def paper_recipe(config: dict) -> dict:
+    """The configuration with which the recipes reproduce the paper, for the net of ``config``."""
+    from keras_resnet import tasks
+    depth, residual = config.get("depth"), config.get("residual", True)
+    if config.get("dataset") == "cifar10":
+        experiment = tasks.CifarExperiment(depth=depth, residual=residual)
+        train = tasks.cifar_train_config(depth)
+    else:
+        experiment = tasks.ImagenetExperiment(depth=depth, residual=residual,
+                                              shortcut="A" if depth in (18, 34) else "B")
+        train = tasks.imagenet_train_config()
+    return _row_config(tasks.experiment_hparams(config.get("dataset"), experiment, train))
+
+
+def deviations(config: dict) -> list[str]:
+    """How ``config`` differs from the paper's recipe, as ``key=ours (paper: theirs)``.
+
+    The number of replicas is not a deviation: the loss, the weight decay and (with
+    ``bn_group_size``) the BN statistics are those of the paper's batch on any number.
+    A key missing from an older run's config counts as different (its value is unknown).
+    """
+    ours, paper = _row_config(config), paper_recipe(config)
+    keys = sorted(k for k in set(ours) | set(paper)
+                  if k not in _IDENTITY and k != "replicas" and ours.get(k, "?") != paper.get(k))
+    if config.get("dataset") == "imagenet2012" and "shortcut" in keys and config.get("depth") == 34:
+        keys.remove("shortcut")  # Tables 3 and 4 report ResNet-34 with A, B and C.
+    return [f"{k}={ours.get(k, 'not recorded')} (paper: {paper.get(k)})" for k in keys]
+
+
+def is_finished(run: Run) -> bool:
+    """Finished runs have ``stats.json`` with ``complete`` true; only they are compared."""
+    return bool(run.stats.get("complete"))
+
+
+def _group(runs: list[Run]) -> dict[tuple, list[Run]]:
+    """Finished runs grouped by their whole configuration except the seed."""
     groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        key = tuple(sorted((k, json.dumps(v)) for k, v in _row_config(run.config).items()))
+        groups.setdefault(key, []).append(run)
+    return groups
+
+
+def _unfinished_notes(runs: list[Run]) -> list[str]:
     notes = []
+    for run in runs:
+        steps = run.config.get("train_steps")
+        error = run.final(run.eval_split)
+        measured = f", {run.eval_split} error {error:.2f} there" if error is not None else ""
+        notes.append(f"{run_label(run.config)} (seed {run.config.get('seed')}, `{run.model_dir}`): unfinished at "
+                     f"step {run.final_step:,}{f' of {steps:,}' if steps else ''}{measured}; not averaged, "
+                     "not compared")
+    return notes
+
+
+def _paper_cells(depth: int, s: dict, comparable: bool) -> tuple[str, str]:
+    """(paper column, ours - paper column). ResNet-110's paper figure is the best of 5 runs and
+    6.61 +- 0.16 their mean: our mean is compared with that mean, our best with that best."""
+    from keras_resnet.paper import CIFAR_TABLE6
+    paper = CIFAR_TABLE6.get(depth)
+    if paper is None:
+        return "-", "-"
+    if "mean" in paper:
+        text = f"{paper['mean']:.2f} +- {paper['std']:.2f} (mean); {paper['error']:.2f} (best of 5)"
+        delta = (f"mean {s['mean'] - paper['mean']:+.2f}; best {s['best'] - paper['error']:+.2f}"
+                 if comparable else "-")
+        return text, delta
+    return f"{paper['error']:.2f}", f"{s['mean'] - paper['error']:+.2f}" if comparable else "-"
+
+
+def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
+    """Table 6 beside our runs: (Markdown table, notes on runs left out of it).
+
+    One row per configuration (all settings but the seed), finished runs only, with mean +-
+    std, n and best over seeds of the error at the final iteration. A row is compared with
+    the paper only at the paper's schedule on the test protocol; every row names how its
+    recipe differs from the paper's."""
+    from keras_resnet.paper import CIFAR_SCHEDULE
+
+    notes, finished = [], []
     for run in runs:
         if run.config.get("dataset") != "cifar10":
             continue
         if run.final(run.eval_split) is None:
             notes.append(f"{run.model_dir}: no {run.eval_split} error logged yet (missing scalars)")
-            continue
-        key = (not run.config.get("residual", True), run.config.get("depth"), run.config.get("shortcut"),
-               run.config.get("train_steps"), run.config.get("protocol", "test"))
-        groups.setdefault(key, []).append(run)
-    rows = ["| net | paper error | ours: mean +- std | n | best | ours - paper | iterations run | schedule |",
+        elif not is_finished(run):
+            notes += _unfinished_notes([run])
+        else:
+            finished.append(run)
+    rows = ["| net | paper error | ours: mean +- std | n | best | ours - paper | iterations run "
+            "| differs from the paper's recipe |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for key in sorted(groups, key=lambda k: (not k[0], k[1], str(k[2]), k[3] or 0)):  # Plain nets first.
-        plain, depth, shortcut, steps, protocol = key
+    groups = _group(finished)
+    order = sorted(groups, key=lambda k: (groups[k][0].config.get("residual", True), groups[k][0].config.get("depth"),
+                                          str(deviations(groups[k][0].config))))  # Plain nets first.
+    for key in order:
         members = groups[key]
+        config = members[0].config
         s = summarize([r.final(r.eval_split) for r in members])
-        paper = None if plain or shortcut != "A" else CIFAR_TABLE6.get(depth, {}).get("error")
-        full = (steps or 0) >= CIFAR_SCHEDULE["train_steps"]
+        steps = config.get("train_steps") or 0
+        comparable = (config.get("residual", True) and config.get("shortcut") == "A"
+                      and steps >= CIFAR_SCHEDULE["train_steps"] and config.get("protocol", "test") == "test")
+        paper, delta = _paper_cells(config.get("depth"), s, comparable)
+        if not config.get("residual", True) or config.get("shortcut") != "A":
+            paper = "-"
+        differs = deviations(config)
+        if steps < CIFAR_SCHEDULE["train_steps"]:
+            differs = [f"SHORT: {steps:,} of 64,000 iterations, not compared"] + [
+                d for d in differs if not d.startswith(("train_steps=", "lr_boundaries="))]
         done = sorted({r.final_step for r in members})
-        schedule = "paper (64k)" if full else f"SHORT: {steps:,} of 64,000, not comparable"
-        if protocol != "test":
-            schedule += f"; {protocol} split"
-        delta = f"{s['mean'] - paper:+.2f}" if paper is not None and full else "-"
-        rows.append(f"| {run_label(members[0].config)} | {paper if paper is not None else '-'} | "
-                    f"{s['mean']:.2f} +- {s['std']:.2f} | {s['n']} | {s['best']:.2f} | {delta} | "
-                    f"{', '.join(f'{d:,}' for d in done)} | {schedule} |")
+        rows.append(f"| {run_label(config)} | {paper} | {s['mean']:.2f} +- {s['std']:.2f} | {s['n']} | "
+                    f"{s['best']:.2f} | {delta} | {', '.join(f'{d:,}' for d in done)} | "
+                    f"{'; '.join(differs) or 'none'} |")
     return "\n".join(rows), notes
 
 
-def imagenet_table(runs: list[Run]) -> str:
-    """Tables 2-4 beside our ImageNet runs (10-crop and multi-scale top-1/top-5)."""
+def time_to_error(run: Run, error: float, split: str | None = None) -> tuple[int, float] | None:
+    """(iteration, seconds of training) at which the held-out error first falls to ``error``
+    percent or below (DAWNBench's time to accuracy), or ``None`` if it never does.
+
+    The seconds are summed over the training log intervals (iterations x batch / the
+    images/s logged for them), so time between sessions of a resumed run is not counted;
+    evaluations and checkpoints inside the intervals are.
+    """
+    points = run.scalars.get(split or run.eval_split, {}).get("error", [])
+    step = next((s for s, e in points if e <= error), None)
+    if step is None:
+        return None
+    batch = run.config.get("batch_size", 128)
+    seconds, previous = 0.0, 0
+    for s, ips in run.scalars.get("train", {}).get("images_per_second", []):
+        if s > step:
+            break
+        if ips > 0:
+            seconds += (s - previous) * batch / ips
+        previous = s
+    return step, seconds
+
+
+def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
+    """Iterations and training time until the held-out accuracy (and that of its masked subset,
+    if evaluated) first reaches each of ``accuracies``."""
+    header = " | ".join(f"{a:g} %: iteration | {a:g} %: time" for a in accuracies)
+    rows = [f"| run | evaluated on | {header} |", "| --- | --- |" + " ---: | ---: |" * len(accuracies)]
+    for run in runs:
+        for split in (s for s in (run.eval_split, f"{run.eval_split}_subset") if s in run.scalars):
+            cells = []
+            for accuracy in accuracies:
+                hit = time_to_error(run, 100.0 - accuracy, split)
+                cells += [f"{hit[0]:,}", f"{hit[1] / 3600:.2f} h"] if hit else ["not reached", "-"]
+            rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {split} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+STRIDES = {"1x1": "1x1 (paper)", "3x3": "3x3 (v1.5)"}
+
+
+def imagenet_table(runs: list[Run]) -> tuple[str, list[str]]:
+    """Tables 2-4 beside our finished ImageNet runs (10-crop and multi-scale top-1/top-5),
+    with the bottleneck stride placement (the paper's numbers are the 1x1 variant)."""
     from keras_resnet.paper import IMAGENET_TABLE3, IMAGENET_TABLE4
 
-    rows = ["| net | paper 10-crop top-1/top-5 | ours 10-crop | paper multi-scale | ours multi-scale | iterations |",
-            "| --- | --- | --- | --- | --- | ---: |"]
-    for run in runs:
+    runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
+    rows = ["| net | stride on | paper 10-crop top-1/top-5 | ours 10-crop | paper multi-scale | ours multi-scale "
+            "| iterations | differs from the paper's recipe |",
+            "| --- | --- | --- | --- | --- | --- | ---: | --- |"]
+    for run in (r for r in runs if is_finished(r)):
         c = run.config
-        if c.get("dataset") != "imagenet2012":
-            continue
         key = (c.get("depth"), c.get("residual", True), c.get("shortcut") if c.get("residual", True) else None)
         pick = lambda mode: (f"{run.stats[f'{mode}_top1_error']:.2f}/{run.stats[f'{mode}_top5_error']:.2f}"
                              if f"{mode}_top1_error" in run.stats else "-")
-        p3 = IMAGENET_TABLE3.get(key)
-        p4 = IMAGENET_TABLE4.get(key)
-        rows.append(f"| {run_label(c)} | {'/'.join(map(str, p3)) if p3 else '-'} | {pick('ten_crop')} | "
-                    f"{'/'.join(map(str, p4)) if p4 else '-'} | {pick('multiscale')} | {run.final_step:,} |")
-    return "\n".join(rows) if len(rows) > 2 else ""
+        paper_variant = c.get("stride_on", "1x1") == "1x1"
+        p3 = IMAGENET_TABLE3.get(key) if paper_variant else None
+        p4 = IMAGENET_TABLE4.get(key) if paper_variant else None
+        stride = STRIDES.get(c.get("stride_on", "1x1"), c.get("stride_on")) if c.get("depth", 0) >= 50 else "-"
+        rows.append(f"| {run_label(c)} | {stride} | {'/'.join(map(str, p3)) if p3 else '-'} | {pick('ten_crop')} | "
+                    f"{'/'.join(map(str, p4)) if p4 else '-'} | {pick('multiscale')} | {run.final_step:,} | "
+                    f"{'; '.join(deviations(c)) or 'none'} |")
+    notes = _unfinished_notes([r for r in runs if not is_finished(r)])
+    return ("\n".join(rows) if len(rows) > 2 else ""), notes
 
 
 def plot_curves(runs: list[Run], path: str, title: str) -> None:

@@ -15,8 +15,11 @@ What ``model_dir`` holds:
   previous one as the latest. Rerunning the same command resumes there.
 * ``train/``, ``test/`` (and ``validation/``): TensorBoard event files. Scalars
   ``loss`` and ``error`` (percent) in each; ``learning_rate`` and
-  ``images_per_second`` in ``train/``; the hparams of the run; the step graph.
-* ``model.keras``: the final model, BN statistics averaged over replicas.
+  ``images_per_second`` in ``train/``; the step graph. The hparams of the run are
+  a session at ``model_dir`` itself, whose metrics are those scalars.
+* ``model.keras``: the final model, BN statistics averaged over replicas, and whatever
+  the task exports beside it (the CIFAR-10 task: ``classifier.keras``, raw RGB in,
+  probabilities out).
 * ``stats.json``: the final numbers (written last; its presence marks a finished run).
 """
 
@@ -27,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import time
 from typing import Any, Callable
@@ -37,13 +41,13 @@ from absl import logging
 
 from keras_resnet import distribute, hardware
 from keras_resnet.models import recursion_limit_for
-from keras_resnet.schedules import PaperSchedule
+from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
 
 PRECISIONS = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # Keys that may change between a run and its resumption without mixing two experiments.
 RUNTIME_KEYS = frozenset({"log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
                           "data_dir", "model_dir", "num_gpus", "jit_compile", "eval_batch_size",
-                          "command"})
+                          "command", "eval_subset_mask"})
 STATS_FILE = "stats.json"
 CONFIG_FILE = "config.json"
 
@@ -54,6 +58,11 @@ class ConfigMismatchError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker job stopped; the chief's last checkpoint is kept and
+    restarting every worker with the same command resumes from it."""
 
 
 class CheckpointWriteError(RuntimeError):
@@ -74,11 +83,16 @@ class TrainConfig:
         lr_decay: Factor at each boundary or plateau (0.1).
         momentum: SGD momentum (0.9).
         warmup_lr: Warm-up rate for very deep nets (0.01 for ResNet-110), or ``None``.
-        warmup_steps: Longest warm-up (400).
+        warmup_steps: Longest warm-up, a safety cap (4000, about 10 epochs; the
+            paper's ended after about 400 iterations).
         warmup_error: Warm-up ends when the training error (mean of the last
-            ``warmup_window`` steps) is below this fraction (0.8).
-        plateau_patience: Evaluations without improvement of the ``plateau_metric``
-            before the rate is divided by 10 (ImageNet); 0 disables it.
+            ``warmup_window`` steps' batches) is below this fraction (0.8).
+        warmup_window: 391, one epoch of 50k images in batches of 128
+            (``schedules.WarmUp`` says why).
+        plateau_patience_steps: Iterations without an improvement of the
+            ``plateau_metric`` error larger than ``plateau_threshold`` (in
+            percentage points) before the rate is divided by 10, at most
+            ``plateau_max_drops`` times (ImageNet, ``schedules.PlateauDecay``); 0 disables it.
         mixed_precision: ``"none"``, ``"float16"`` (GPUs, with loss scaling) or ``"bfloat16"``.
         jit_compile: Compile the train step with XLA.
         seed: Seeds the weights, the data order and the augmentation.
@@ -93,10 +107,12 @@ class TrainConfig:
     lr_decay: float = 0.1
     momentum: float = 0.9
     warmup_lr: float | None = None
-    warmup_steps: int = 400
+    warmup_steps: int = 4000
     warmup_error: float = 0.8
-    warmup_window: int = 10
-    plateau_patience: int = 0
+    warmup_window: int = 391
+    plateau_patience_steps: int = 0
+    plateau_threshold: float = 0.5
+    plateau_max_drops: int = 3
     plateau_metric: str = "validation"
     mixed_precision: str = "none"
     jit_compile: bool = False
@@ -109,12 +125,19 @@ class TrainConfig:
     def __post_init__(self):
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
-        for name in ("batch_size", "train_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+        for name in ("batch_size", "train_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                     "warmup_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("plateau_patience_steps", "plateau_max_drops"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not (isinstance(self.plateau_threshold, (int, float)) and self.plateau_threshold >= 0):
+            raise ValueError(f"plateau_threshold must be a number >= 0, got {self.plateau_threshold!r}")
 
 
 @dataclasses.dataclass
@@ -126,15 +149,31 @@ class Task:
             called under the strategy's scope.
         train_dataset: ``(input_context, start_step) -> tf.data.Dataset`` of
             per-replica ``(images, labels)`` batches, starting at ``start_step``.
-        evaluations: ``name -> (model -> {"loss": float, "error": float})``,
-            e.g. ``{"test": ...}``; each writes to ``model_dir/<name>``.
+        evaluations: ``name -> (model -> {"loss": float, "error": float, ...})``,
+            e.g. ``{"test": ...}``; each writes its loss and every ``*error`` (as
+            percent, e.g. ImageNet's ``top5_error``) to ``model_dir/<name>``.
         hparams: The run's configuration, logged and checked on resume.
+        export: Optional ``(model, model_dir) -> None``, called once at the end of a
+            finished run after ``model.keras`` is written (e.g. a ready-to-use classifier).
     """
 
     build_model: Callable[[Any], keras.Model]
     train_dataset: Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
     evaluations: dict[str, Callable[[keras.Model], dict]]
     hparams: dict
+    export: Callable[[keras.Model, str], None] | None = None
+
+
+def what_is_trained(hparams: dict) -> dict:
+    """The settings that change what a run computes: runtime keys left out, and so are the
+    settings of a rule that is off (a run without warm-up or plateaus is the same run whatever
+    their thresholds; this also lets runs written before such a setting existed resume)."""
+    kept = {k: v for k, v in hparams.items() if k not in RUNTIME_KEYS}
+    if not kept.get("plateau_patience_steps") and not kept.get("plateau_patience"):
+        kept = {k: v for k, v in kept.items() if not k.startswith("plateau_")}
+    if kept.get("warmup_lr") is None:
+        kept = {k: v for k, v in kept.items() if not k.startswith("warmup_") or k == "warmup_lr"}
+    return kept
 
 
 def check_config(model_dir: str, hparams: dict) -> None:
@@ -144,8 +183,8 @@ def check_config(model_dir: str, hparams: dict) -> None:
         return
     with open(path) as f:
         saved = json.load(f)
-    differ = sorted(k for k in set(saved) | set(hparams)
-                    if k not in RUNTIME_KEYS and saved.get(k) != _jsonable(hparams.get(k)))
+    ours, theirs = what_is_trained(_jsonable(hparams)), what_is_trained(saved)
+    differ = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
     if differ:
         details = ", ".join(f"{k}: {saved.get(k)!r} there vs {hparams.get(k)!r} now" for k in differ)
         raise ConfigMismatchError(
@@ -211,14 +250,16 @@ class _Summaries:
             writer.flush()
 
 
-def _write_hparams(summaries: _Summaries, hparams: dict) -> None:
-    writer = summaries.writers.get("train")
-    if writer is None:
-        return
+def _write_hparams(model_dir: str, hparams: dict) -> None:
+    """The run's hparams as a TensorBoard session at ``model_dir`` itself (chief only), so that
+    ``tensorboard --logdir`` over a sweep shows each run as one row of the HPARAMS tab, with the
+    scalars of its ``train/`` and ``test/`` (or ``validation/``) folders as the metrics."""
     from tensorboard.plugins.hparams import api as hp
     flat = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v)) for k, v in hparams.items()}
+    writer = tf.summary.create_file_writer(model_dir)
     with writer.as_default():
-        hp.hparams(flat)
+        hp.hparams(flat, trial_id=os.path.basename(os.path.normpath(model_dir)))
+    writer.close()
 
 
 class StepCounters:
@@ -239,6 +280,11 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
     Cross-entropy averaged over the GLOBAL batch plus the model's L2 losses divided among the
     replicas, so the summed replica gradients equal the one-device gradient of the paper's
     objective; float16 loss scaling when ``optimizer`` is a ``LossScaleOptimizer``.
+
+    Under loss scaling, a step is skipped on every replica when the gradients of any replica
+    overflowed (Keras decides from the first replica's gradients alone, and another replica's
+    Inf would be summed into the weights), and the optimizer's iteration count, which drives
+    the learning-rate schedule, follows the global step, skipped steps included.
     """
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -251,6 +297,8 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
             total = loss + tf.nn.scale_regularization_loss(tf.cast(decay, tf.float32))
             scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
         grads = tape.gradient(scaled, model.trainable_variables)
+        if loss_scaling:
+            grads = _overflow_on_every_replica_if_on_any(optimizer, grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
@@ -265,6 +313,8 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
 
     @tf.function
     def train_step(iterator):
+        if loss_scaling:  # Skipped steps do not advance Keras's count; the schedule runs on the global step.
+            optimizer.iterations.assign(counters.step)
         loss, wrong, bad_grads = strategy.run(replica_step, args=next(iterator))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
@@ -278,6 +328,15 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
     return train_step
 
 
+def _overflow_on_every_replica_if_on_any(optimizer: keras.optimizers.LossScaleOptimizer, grads: list) -> list:
+    """The gradients unchanged if every replica's are finite, else NaN on every replica, so that
+    the loss-scale optimizer of each replica skips the step and halves the scale together."""
+    overflowed = tf.cast(tf.logical_not(optimizer.check_finite(grads)), tf.float32)
+    anywhere = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, overflowed) > 0
+    factor = tf.where(anywhere, float("nan"), 1.0)
+    return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
+
+
 def make_optimizer(config: TrainConfig):
     """SGD with momentum on the paper's schedule (wrapped for loss scaling under float16)."""
     schedule = PaperSchedule(config.lr, config.lr_boundaries, config.lr_decay, config.warmup_lr, config.warmup_steps)
@@ -285,6 +344,59 @@ def make_optimizer(config: TrainConfig):
     if config.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer, schedule
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What a run trains and checkpoints, created under the strategy's scope."""
+
+    model: keras.Model
+    optimizer: Any
+    schedule: PaperSchedule
+    counters: StepCounters
+    warmup: WarmUp | None
+    plateau: PlateauDecay | None
+    checkpoint: tf.train.Checkpoint
+
+
+def _build_run_state(config: TrainConfig, task: Task, strategy: tf.distribute.Strategy) -> _RunState:
+    """Model, optimizer, schedule and its rules, counters, and the checkpoint holding them all.
+
+    The warm-up and plateau state is checkpointed only when the rule is on, so that runs
+    written before a rule existed keep resuming."""
+    with strategy.scope():
+        model = task.build_model(PRECISIONS[config.mixed_precision])
+        optimizer, schedule = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        counters = StepCounters()
+        warmup = WarmUp(schedule, config.warmup_error, config.warmup_window) if config.warmup_lr else None
+        plateau = None
+        if config.plateau_patience_steps:
+            plateau = PlateauDecay(schedule, config.plateau_patience_steps, config.plateau_threshold,
+                                   config.plateau_max_drops)
+        rules = {name: rule for name, rule in (("warmup", warmup), ("plateau", plateau)) if rule}
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=counters.step,
+                                         warmup_end=schedule.warmup_end, plateau_factor=schedule.plateau_factor,
+                                         **rules)
+    return _RunState(model, optimizer, schedule, counters, warmup, plateau, checkpoint)
+
+
+def _prepare_model_dir(model_dir: str, hparams: dict, chief: bool) -> None:
+    check_config(model_dir, hparams)
+    os.makedirs(model_dir, exist_ok=True)
+    if chief and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+        _write_json_atomic(os.path.join(model_dir, CONFIG_FILE), _jsonable(hparams))
+
+
+def _checkpoint_managers(checkpoint: tf.train.Checkpoint, model_dir: str, strategy: tf.distribute.Strategy,
+                         chief: bool, keep: int) -> tuple[tf.train.CheckpointManager, tf.train.CheckpointManager, str]:
+    """(this worker's manager, the chief's manager, this worker's folder). Non-chief workers
+    must save too, but into a scratch folder; every worker restores the chief's checkpoints."""
+    chief_dir = os.path.join(model_dir, "checkpoints")
+    ckpt_dir = chief_dir if chief else os.path.join(model_dir, "scratch", f"worker{strategy.cluster_resolver.task_id}")
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=keep)
+    chief_manager = manager if chief else tf.train.CheckpointManager(checkpoint, chief_dir, max_to_keep=keep)
+    return manager, chief_manager, ckpt_dir
 
 
 def train(config: TrainConfig, task: Task, model_dir: str,
@@ -303,48 +415,38 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     Raises:
         ConfigMismatchError: ``model_dir`` holds a run of another configuration.
         NonFiniteLossError: the loss or the gradients became NaN/Inf (last good checkpoint kept).
+        CheckpointWriteError: a checkpoint or the final model could not be written (last one kept).
+        WorkerLostError: another worker of a multi-worker job stopped (last checkpoint kept).
     """
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
     hparams = {**task.hparams, "replicas": replicas}
-    check_config(model_dir, hparams)
     chief = distribute.is_chief(strategy)
-    os.makedirs(model_dir, exist_ok=True)
-    if chief and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-        _write_json_atomic(os.path.join(model_dir, CONFIG_FILE), _jsonable(hparams))
-
+    _prepare_model_dir(model_dir, hparams, chief)
     if config.mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
         warning = hardware.emulated_bfloat16_warning()
         if warning:
             logging.warning(warning)
-    with strategy.scope():
-        model = task.build_model(PRECISIONS[config.mixed_precision])
-        optimizer, schedule = make_optimizer(config)
-        optimizer.build(model.trainable_variables)
-        best = tf.Variable(float("inf"), trainable=False, name="plateau_best")
-        since_best = tf.Variable(0, dtype=tf.int64, trainable=False, name="plateau_wait")
-        counters = StepCounters()
-        global_step, sums, first_bad = counters.step, counters.sums, counters.first_bad
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step,
-                                         warmup_end=schedule.warmup_end, plateau_factor=schedule.plateau_factor,
-                                         plateau_best=best, plateau_wait=since_best)
-    ckpt_dir = os.path.join(model_dir, "checkpoints")
-    if not chief:  # Non-chief workers must save too, but into a scratch folder.
-        ckpt_dir = os.path.join(model_dir, "scratch", f"worker{strategy.cluster_resolver.task_id}")
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=config.keep_checkpoints)
-    chief_manager = manager if chief else tf.train.CheckpointManager(
-        checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+
+    state = _build_run_state(config, task, strategy)
+    model, optimizer, schedule, counters = state.model, state.optimizer, state.schedule, state.counters
+    manager, chief_manager, ckpt_dir = _checkpoint_managers(state.checkpoint, model_dir, strategy, chief,
+                                                            config.keep_checkpoints)
     if chief_manager.latest_checkpoint:
-        checkpoint.restore(chief_manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", chief_manager.latest_checkpoint, int(global_step.numpy()))
-    start = int(global_step.numpy())
+        state.checkpoint.restore(chief_manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", chief_manager.latest_checkpoint, int(counters.step.numpy()))
+    start = int(counters.step.numpy())
+    stats_path = os.path.join(model_dir, STATS_FILE)
+    if start >= config.train_steps and tf.io.gfile.exists(stats_path):  # Finished before: nothing to redo.
+        logging.info("%s is a finished run (step %d); its final numbers are in %s", model_dir, start, stats_path)
+        with tf.io.gfile.GFile(stats_path) as f:
+            return json.load(f)
 
     dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(ctx, start))
     iterator = iter(dataset)
     global_batch = config.batch_size
-
     train_step = make_train_step(model, optimizer, strategy, global_batch, counters, config.jit_compile)
 
     @tf.function
@@ -352,34 +454,57 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
 
     summaries = _Summaries(model_dir, ["train", *task.evaluations], chief)
-    if start == 0:
-        _write_hparams(summaries, hparams)
+    if start == 0 and chief:
+        _write_hparams(model_dir, hparams)
     stats: dict[str, Any] = {"interrupted": None}
     stop = {"signal": None}
-    window: list[float] = []
-    warming = config.warmup_lr is not None and start < int(schedule.warmup_end.numpy())
+    warming = state.warmup is not None and state.warmup.active(start)
     t_start = time.time()
-    t_log, step_log = time.time(), start
-    images_per_second = float("nan")
+    clock = {"time": time.time(), "step": start, "images_per_second": float("nan")}
 
     def finite_or_raise(step: int):
         """Never log on or checkpoint bad weights: stop, keeping the last good checkpoint."""
-        bad = int(first_bad.numpy())
+        bad = int(counters.first_bad.numpy())
         if bad >= 0 or not bool(weights_finite()):
             summaries.flush()
             raise NonFiniteLossError(
                 f"loss or gradients became NaN/Inf at step {bad if bad >= 0 else step}; stopped without saving, "
                 f"the last good checkpoint ({chief_manager.latest_checkpoint or 'none'}) is kept")
 
-    def evaluate(step: int) -> dict:
+    def log(step: int) -> None:
+        finite_or_raise(step)
+        loss_sum, wrong_sum, count = (float(v) for v in counters.sums.read_value())
+        counters.sums.assign(tf.zeros([3]))
+        now = time.time()
+        clock["images_per_second"] = (step - clock["step"]) * global_batch / max(now - clock["time"], 1e-9)
+        clock.update(time=now, step=step)
+        lr = float(schedule(step - 1))
+        stats.update(train_loss=loss_sum / count, train_error=100.0 * wrong_sum / count)
+        scalars = {"loss": stats["train_loss"], "error": stats["train_error"],
+                   "learning_rate": lr, "images_per_second": clock["images_per_second"]}
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # float16: overflow halves it.
+            scalars["loss_scale"] = stats["loss_scale"] = float(optimizer.dynamic_scale.numpy())
+        summaries.scalars("train", step, scalars)
+        eta = (config.train_steps - step) * global_batch / clock["images_per_second"]
+        logging.info("step %d/%d  loss %.4f  error %.2f%%  lr %.4g  %.0f img/s  ETA %s",
+                     step, config.train_steps, stats["train_loss"], stats["train_error"], lr,
+                     clock["images_per_second"], _format_eta(eta))
+
+    def evaluate(step: int) -> None:
         distribute.sync_batch_norm_statistics(model, strategy)
         results = {}
         for name, fn in task.evaluations.items():
-            metrics = fn(model)
-            summaries.scalars(name, step, {"loss": metrics["loss"], "error": 100.0 * metrics["error"]})
-            results.update({f"{name}_loss": metrics["loss"], f"{name}_error": 100.0 * metrics["error"]})
+            metrics = fn(model)  # "loss" and errors ("error", e.g. "top5_error") as fractions.
+            values = {"loss": metrics["loss"],
+                      **{k: 100.0 * v for k, v in metrics.items() if k == "error" or k.endswith("_error")}}
+            summaries.scalars(name, step, values)
+            results.update({f"{name}_{k}": v for k, v in values.items()})
         logging.info("step %d  %s", step, "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        return results
+        stats.update(results)
+        if state.plateau and state.plateau.update(step, results[f"{config.plateau_metric}_error"]):
+            logging.info("step %d: %s error gained < %g in %d steps: lr divided by 10, now %g",
+                         step, config.plateau_metric, config.plateau_threshold, config.plateau_patience_steps,
+                         float(schedule(step)))
 
     def save(step: int) -> None:
         finite_or_raise(step)
@@ -395,58 +520,49 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         while step < end:
             if trace_graph:
                 tf.summary.trace_on(graph=True)
-            loss, wrong = train_step(iterator)
+            try:
+                _, wrong = train_step(iterator)
+            except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped.
+                # TF names the lost task in some of these errors but not all (it depends on which
+                # collective noticed first), so the message names it when it can.
+                task = re.search(r"/job:\w+/replica:\d+/task:\d+", e.message or str(e))
+                lost = f"worker {task.group(0)}" if task else "a peer worker"
+                raise WorkerLostError(
+                    f"{lost} stopped during step {step + 1}; the last checkpoint "
+                    f"({chief_manager.latest_checkpoint or 'none'}) is kept: restart every worker with the same "
+                    "command to resume") from e
             step += 1
             if trace_graph:
                 with summaries.writers["train"].as_default():
                     tf.summary.trace_export("train_step", step=step)
                 trace_graph = False
             if warming:  # Section 4.2: 0.01 until the training error is below 80%.
-                window = (window + [float(wrong) / global_batch])[-config.warmup_window:]
                 finite_or_raise(step)
-                if len(window) == config.warmup_window and sum(window) / len(window) < config.warmup_error:
-                    schedule.end_warmup(step)
-                    logging.info("step %d: training error %.1f%% < %.0f%%, warm-up over, lr back to %g",
-                                 step, 100 * sum(window) / len(window), 100 * config.warmup_error, config.lr)
-                warming = step < int(schedule.warmup_end.numpy())
+                mean = state.warmup.update(step, float(wrong) / global_batch)
+                if mean is not None:
+                    logging.info("step %d: training error of the last %d iterations %.1f%% < %.0f%%: warm-up "
+                                 "over, lr back to %g", step, config.warmup_window, 100 * mean,
+                                 100 * config.warmup_error, config.lr)
+                warming = state.warmup.active(step)
             last = step == end
             if step % config.log_every == 0 or last or stop["signal"]:
-                finite_or_raise(step)
-                loss_sum, wrong_sum, count = (float(v) for v in sums.read_value())
-                sums.assign(tf.zeros([3]))
-                now = time.time()
-                images_per_second = (step - step_log) * global_batch / max(now - t_log, 1e-9)
-                t_log, step_log = now, step
-                lr = float(schedule(step - 1))
-                stats.update(train_loss=loss_sum / count, train_error=100.0 * wrong_sum / count)
-                scalars = {"loss": stats["train_loss"], "error": stats["train_error"],
-                           "learning_rate": lr, "images_per_second": images_per_second}
-                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # float16: overflow halves it.
-                    scalars["loss_scale"] = stats["loss_scale"] = float(optimizer.dynamic_scale.numpy())
-                summaries.scalars("train", step, scalars)
-                eta = (config.train_steps - step) * global_batch / images_per_second
-                logging.info("step %d/%d  loss %.4f  error %.2f%%  lr %.4g  %.0f img/s  ETA %s",
-                             step, config.train_steps, stats["train_loss"], stats["train_error"], lr,
-                             images_per_second, _format_eta(eta))
+                log(step)
             if step % config.eval_every == 0 or step == config.train_steps:
-                results = evaluate(step)
-                stats.update(results)
-                if config.plateau_patience:
-                    _plateau(schedule, best, since_best, results[f"{config.plateau_metric}_error"],
-                             config.plateau_patience, step)
+                evaluate(step)
             if step % config.checkpoint_every == 0 or last or stop["signal"]:
                 save(step)
             if stop["signal"]:
                 stats["interrupted"] = stop["signal"]
                 break
     summaries.flush()
-    stats.update(step=step, images_per_second=images_per_second, wall_seconds=time.time() - t_start,
+    stats.update(step=step, images_per_second=clock["images_per_second"], wall_seconds=time.time() - t_start,
                  complete=step >= config.train_steps)
-    if stats["complete"]:
-        if chief:
-            with _reporting_write_errors(f"the final model in {model_dir}", chief_manager):
-                model.save(os.path.join(model_dir, "model.keras"))
-                _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))
+    if stats["complete"] and chief:
+        with _reporting_write_errors(f"the final model in {model_dir}", chief_manager):
+            model.save(os.path.join(model_dir, "model.keras"))
+            if task.export:
+                task.export(model, model_dir)
+            _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))
     if not chief and tf.io.gfile.exists(ckpt_dir):
         tf.io.gfile.rmtree(ckpt_dir)
     return stats
@@ -468,17 +584,3 @@ def _reporting_write_errors(what: str, manager: tf.train.CheckpointManager, ckpt
             f"could not write {what} ({reason}); the last complete checkpoint "
             f"({manager.latest_checkpoint or 'none'}) is kept: free space, then rerun the same command to resume"
         ) from e
-
-
-def _plateau(schedule, best, since_best, error: float, patience: int, step: int) -> None:
-    """Section 3.4: divide the rate by 10 when the monitored error stops improving."""
-    if error < float(best.numpy()) - 1e-3:
-        best.assign(error)
-        since_best.assign(0)
-        return
-    since_best.assign_add(1)
-    if int(since_best.numpy()) >= patience:
-        schedule.decay_on_plateau()
-        since_best.assign(0)
-        logging.info("step %d: error plateaued for %d evaluations; lr factor now %g",
-                     step, patience, float(schedule.plateau_factor.numpy()))

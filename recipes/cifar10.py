@@ -10,6 +10,7 @@ Prepare the data once (no download needed): python -m tools.prepare_cifar10 --ar
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import flags
@@ -24,6 +25,12 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch over all rep
 _LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
 _PROTOCOL = flags.DEFINE_string("protocol", "test", "test: 50k train / 10k test (Table 6); validation: 45k/5k.")
 _NORMALIZATION = flags.DEFINE_string("normalization", "pixel_mean", "pixel_mean (paper) or channel_mean_std.")
+_SUBSET = flags.DEFINE_string("eval_subset_mask", None, "Boolean .npy over the held-out split in the archive's "
+                              "order: also evaluate those images alone, as <protocol>_subset (e.g. "
+                              "../shared/data/cifar10/test_exact_mask.npy: the 1,000 pixel-exact test images).")
+_BN_GROUP = flags.DEFINE_integer("bn_group_size", 64, "BN statistics over groups of this many images of each "
+                                 "replica's batch: 64 is the paper's (128 on two GPUs); 0 = the whole batch.",
+                                 lower_bound=0)
 
 
 def main(argv):
@@ -31,17 +38,21 @@ def main(argv):
     from keras_resnet import tasks, training
 
     experiment = tasks.CifarExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
-                                       protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value)
+                                       protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value,
+                                       bn_group_size=_BN_GROUP.value or None)
     f = common.FLAGS
     config = tasks.cifar_train_config(
-        experiment.depth, _TRAIN_STEPS.value, batch_size=_BATCH_SIZE.value, lr=_LR.value,
+        experiment.depth, _TRAIN_STEPS.value, experiment.train_examples, batch_size=_BATCH_SIZE.value, lr=_LR.value,
         **common.runtime_settings())
     model_dir = f.model_dir or f"runs/cifar10/{experiment.name}-seed{f.seed}"
     common.check_model_dir(model_dir)
+    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync})
-    task = tasks.cifar10_task(experiment, config, f.data_dir)
+    if _SUBSET.value and not os.path.isfile(_SUBSET.value):
+        raise ValueError(f"--eval_subset_mask={_SUBSET.value} is not a file")
+    task = tasks.cifar10_task(experiment, config, f.data_dir, eval_subset_mask=_SUBSET.value)
     task.hparams["command"] = common.command_line(sys.argv)
     common.report(training.train(config, task, model_dir, strategy, stop_after=f.stop_after), model_dir)
 

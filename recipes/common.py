@@ -14,14 +14,17 @@ flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and 
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, data order and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bit-identical reruns on CPU).")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16"],
-                  "float16 (GPUs, with loss scaling) or bfloat16; variables, BN and logits stay float32.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16", "auto"],
+                  "float16 (GPUs, with loss scaling) or bfloat16; variables, BN and logits stay float32. "
+                  "auto: what the hardware computes natively (bfloat16 on GPUs of compute capability 8.0+ "
+                  "and CPUs with AVX512-BF16/AMX, float16 on older GPUs, else none); logged and recorded.")
 flags.DEFINE_integer("num_gpus", None, "GPUs to use with MirroredStrategy (default: all visible).")
 flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices under "
                      "MirroredStrategy (for testing multi-replica runs without GPUs).")
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (measured 2.5x slower on CPU; try on GPUs).")
 flags.DEFINE_integer("log_every", 100, "Steps between progress lines and training scalars.")
-flags.DEFINE_integer("eval_every", 2000, "Steps between evaluations.")
+flags.DEFINE_integer("eval_every", None, "Steps between evaluations (default: the recipe's, CIFAR-10 2000, "
+                     "ImageNet 5000); the ImageNet plateau rule counts iterations, not evaluations.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_integer("stop_after", None, "Stop with a checkpoint at this step (to fit a time slot); "
                      "rerunning without it resumes.")
@@ -34,10 +37,30 @@ class UsageError(ValueError):
 
 
 run = cli.run
+def resolved_precision() -> str:
+    """``--mixed_precision``, with ``auto`` replaced by the hardware's native precision (logged)."""
+    if FLAGS.mixed_precision != "auto":
+        return FLAGS.mixed_precision
+    import tensorflow as tf
+    from absl import logging
+
+    from keras_resnet import hardware
+
+    gpus = tf.config.list_physical_devices("GPU")
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
+    precision = hardware.native_precision(capability)
+    device = f"GPU of compute capability {capability}" if gpus else hardware.cpu_description()
+    logging.info("--mixed_precision=auto: %s on %s", precision if precision != "none" else "float32", device)
+    return precision
+
+
 def runtime_settings() -> dict:
     """The shared flags that go into every recipe's ``TrainConfig``."""
-    return dict(seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-                log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
+    settings = dict(seed=FLAGS.seed, mixed_precision=resolved_precision(), jit_compile=FLAGS.jit_compile,
+                    log_every=FLAGS.log_every, checkpoint_every=FLAGS.checkpoint_every)
+    if FLAGS.eval_every is not None:  # Otherwise the recipe's own default.
+        settings["eval_every"] = FLAGS.eval_every
+    return settings
 
 
 def check_model_dir(path: str) -> None:
@@ -51,6 +74,14 @@ def check_model_dir(path: str) -> None:
         raise UsageError(f"--model_dir={path} cannot be created: {parent} is not a writable directory")
 
 
+def planned_replicas() -> int:
+    """How many replicas ``setup_runtime`` will train on, before any strategy exists."""
+    if FLAGS.cpu_replicas > 1:
+        return FLAGS.cpu_replicas
+    from keras_resnet.distribute import planned_replicas as replicas_for
+    return replicas_for(FLAGS.num_gpus)
+
+
 def setup_runtime(batch_size: int):
     """Process-wide settings that library code never touches: devices, seeds, determinism.
 
@@ -60,12 +91,12 @@ def setup_runtime(batch_size: int):
     import keras
     import tensorflow as tf
 
-    from keras_resnet.distribute import make_strategy, planned_replicas
+    from keras_resnet.distribute import make_strategy
 
     if FLAGS.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
-    replicas = FLAGS.cpu_replicas if FLAGS.cpu_replicas > 1 else planned_replicas(FLAGS.num_gpus)
+    replicas = planned_replicas()
     if batch_size % replicas:
         raise UsageError(f"batch_size {batch_size} is not divisible by the {replicas} replicas")
     keras.utils.set_random_seed(FLAGS.seed)

@@ -30,10 +30,14 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 600_000, "Iterations (60e4 in
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch over all replicas.")
 _LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
 _SCHEDULE = flags.DEFINE_enum("lr_schedule", "plateau", ["plateau", "steps"],
-                              "plateau: /10 when validation error stalls 3 evaluations; steps: /10 at 25/50/75%.")
+                              "plateau: /10 when the validation error gains < 0.5 points in 50k iterations, at most "
+                              "3 times (scaled to --train_steps); steps: /10 at 25/50/75%.")
 _EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", ["center", "ten_crop", "multiscale"],
                                "Protocol for the evaluations during training.")
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.")
+_BN_GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups of this many images of each "
+                                 "replica's batch; 0 (default) = the whole per-replica batch. The paper does not "
+                                 "say; Goyal et al. (2017) use 32.", lower_bound=0)
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
                                  "Protocols for the final evaluation.")
 
@@ -43,7 +47,8 @@ def main(argv):
     from keras_resnet import tasks, training
 
     experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
-                                          stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value)
+                                          stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value,
+                                          bn_group_size=_BN_GROUP.value or None)
     f = common.FLAGS
     config = tasks.imagenet_train_config(
         _TRAIN_STEPS.value, plateau=_SCHEDULE.value == "plateau", batch_size=_BATCH_SIZE.value, lr=_LR.value,
@@ -51,6 +56,7 @@ def main(argv):
     name = f"{'resnet' if experiment.residual else 'plain'}{experiment.depth}"
     model_dir = f.model_dir or f"runs/imagenet/{name}-seed{f.seed}"
     common.check_model_dir(model_dir)
+    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync})

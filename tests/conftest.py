@@ -42,3 +42,16 @@ def two_cpu_strategy():
     """One MirroredStrategy over the 2 logical CPUs for the whole session: TF's collective
     keys clash when several such strategies are created in one process."""
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet(tmp_path_factory):
+    """A tiny ILSVRC 2012 (2 synsets x 2 training JPEGs, 3 validation JPEGs) prepared through
+    TFDS's real imagenet2012 builder: the data_dir."""
+    from fake_data import write_ilsvrc_tars
+    from keras_resnet.data import imagenet
+
+    root = tmp_path_factory.mktemp("imagenet")
+    write_ilsvrc_tars(str(root / "manual"))
+    imagenet.prepare_imagenet(str(root / "manual"), str(root / "tfds"))
+    return str(root / "tfds")

@@ -27,8 +27,12 @@ def main(model_dir, out, steps):
         built.append(cifar_resnet(8, num_classes=4, classifier_activation=None, dtype=dtype))
         return built[-1]
 
-    stats = training.train(tiny_config(train_steps=steps, checkpoint_every=2), tiny_task(build_model=build_model),
-                           model_dir, strategy)
+    try:
+        stats = training.train(tiny_config(train_steps=steps, checkpoint_every=2),
+                               tiny_task(build_model=build_model), model_dir, strategy)
+    except training.WorkerLostError as e:
+        print(f"error: {e}", file=sys.stderr)  # As the recipes print it (keras_resnet.cli).
+        sys.exit(1)
     model = built[-1]
     np.savez(out, step=stats["step"], chief=distribute.is_chief(strategy),
              **{w.path: w.numpy() for w in model.weights})

@@ -8,7 +8,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"model", "precision", "batch_size", "jit_compile", "device", "train_images_per_second",
           "inference_images_per_second", "train_step_seconds_median", "timed_steps", "peak_host_rss_mib",
-          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean", "round"}
+          "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean", "round",
+          "bn_group_size"}
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
@@ -21,10 +22,13 @@ def test_benchmark_emits_table_and_json_for_ours_and_keras_applications(tmp_path
          f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(out.read_text())
-    assert [r["model"] for r in results] == ["cifar20", "imagenet50", "keras_resnet50"]
+    assert [r["model"] for r in results] == ["cifar20", "imagenet50", "keras_resnet50", "matmul"]
+    matmul = results.pop()
+    assert matmul["precision"] == "none" and matmul["tflops"] > 0  # This CPU's attainable rate.
     for r in results:
         assert set(r) == FIELDS
         assert r["train_images_per_second"] > 0 and r["peak_host_rss_mib"] > 0
+        assert r["fraction_of_peak"] == r["achieved_tflops"] / matmul["tflops"]
     rows = [l for l in result.stdout.splitlines() if l.startswith("| ")]
     assert len(rows) == 2 + 3
     assert rows[-1].startswith("| keras_resnet50 |") and rows[-1].rstrip(" |").endswith("x")
@@ -55,9 +59,28 @@ def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuratio
          "--image_size=8", "--steps=1", "--warmup=1", "--rounds=2", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [(r["model"], r["round"]) for r in json.loads(out.read_text())] == [("cifar20", 1), ("cifar20", 2)]
+    assert [(r["model"], r.get("round")) for r in json.loads(out.read_text())] == [
+        ("cifar20", 1), ("cifar20", 2), ("matmul", None)]
     assert "medians over 2 alternating rounds" in result.stdout
     assert len([l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
+
+
+def test_benchmark_measures_standard_and_grouped_bn_side_by_side(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=4",
+         "--image_size=8", "--steps=1", "--warmup=1", "--bn_group_sizes=0,2", f"--out={out}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [r.get("bn_group_size") for r in json.loads(out.read_text())] == [None, 2, None]  # The last: matmul.
+    rows = [l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]
+    assert [r.split("|")[4].strip() for r in rows] == ["-", "2"]
+
+
+def test_benchmark_rejects_a_bn_group_that_does_not_divide_the_batch():
+    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--batch_size=128",
+                             "--bn_group_sizes=0,48"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "bn_group_sizes: 48 does not divide --batch_size=128" in result.stderr
 
 
 def test_benchmark_rejects_zero_rounds():

@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fake_data import jpeg, write_ilsvrc_tars
+from fake_data import jpeg
 from keras_resnet.data import imagenet
-
-
-@pytest.fixture(scope="module")
-def tiny_imagenet(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imagenet")
-    write_ilsvrc_tars(str(root / "manual"))
-    imagenet.prepare_imagenet(str(root / "manual"), str(root / "tfds"))
-    return str(root / "tfds")
 
 
 def test_builder_prepares_the_fake_ilsvrc_layout(tiny_imagenet):
@@ -41,7 +33,7 @@ def test_eval_modes_shapes(tiny_imagenet, mode, shape):
 def test_multiscale_gives_whole_images_at_five_short_sides(tiny_imagenet):
     raw = imagenet.imagenet_split("validation", tiny_imagenet)
     scales, _ = next(iter(imagenet.imagenet_eval_dataset(raw, "multiscale")))
-    assert [min(s.shape[1:3]) for s in scales] == list(imagenet.MULTISCALE_SIZES)
+    assert [min(s.shape[1:3]) for s in scales] == [224, 256, 384, 480, 640]  # Section 3.4.
     assert all(s.shape[0] == 1 for s in scales)
 
 
@@ -85,3 +77,38 @@ def test_pca_lighting_adds_one_colour_offset_per_image():
 def test_unknown_eval_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be one of"):
         imagenet.eval_preprocess(tf.constant(jpeg(10, 10)), "five_crop")
+
+
+def _decoded_and_resized_to_256(data):
+    image = tf.image.decode_jpeg(data, channels=3)
+    height, width = image.shape[:2]
+    size = (256, round(width * 256 / height)) if height <= width else (round(height * 256 / width), 256)
+    return tf.image.resize(image, size, method="bilinear", antialias=True).numpy()
+
+
+def test_center_crop_is_the_central_224_of_the_image_resized_to_a_256_short_side():
+    data = tf.constant(jpeg(300, 400))
+    resized = _decoded_and_resized_to_256(data)
+    assert resized.shape == (256, 341, 3)
+    expected = resized[16:240, 58:282] - imagenet.RGB_MEAN  # (256 - 224) / 2 and (341 - 224) // 2.
+    np.testing.assert_allclose(imagenet.eval_preprocess(data, "center").numpy(), expected, atol=1e-4)
+
+
+def test_ten_crops_are_the_corners_and_centre_of_the_256_image_and_their_mirrors():
+    data = tf.constant(jpeg(400, 300))
+    image = _decoded_and_resized_to_256(data) - imagenet.RGB_MEAN  # (341, 256, 3)
+    crops = imagenet.eval_preprocess(data, "ten_crop").numpy()
+    corners = [image[:224, :224], image[:224, 32:], image[117:, :224], image[117:, 32:], image[58:282, 16:240]]
+    for i, crop in enumerate(corners):
+        np.testing.assert_allclose(crops[i], crop, atol=1e-4)
+        np.testing.assert_allclose(crops[5 + i], crop[:, ::-1], atol=1e-4)
+    np.testing.assert_allclose(crops[4], imagenet.eval_preprocess(data, "center").numpy(), atol=1e-4)
+
+
+def test_pca_noise_has_std_0_1_along_each_eigenvector():
+    offsets = np.stack([imagenet.pca_lighting(tf.zeros([1, 1, 3]), tf.constant([i, 7], tf.int64)).numpy()[0, 0]
+                        for i in range(2000)])
+    # offset = eigvec @ (alpha * eigval): back to alpha in the eigenbasis.
+    alphas = np.linalg.solve(imagenet.PCA_EIGVEC, offsets.T).T / imagenet.PCA_EIGVAL
+    np.testing.assert_allclose(alphas.std(axis=0), [0.1, 0.1, 0.1], rtol=0.08)
+    np.testing.assert_allclose(alphas.mean(axis=0), [0.0, 0.0, 0.0], atol=0.01)

@@ -50,3 +50,20 @@ def test_multiscale_averages_softmax_over_scales_of_different_sizes():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be one of 'single', 'ten_crop', 'multiscale', got 'best'"):
         evaluate_classifier(mean_colour_model(), tf.data.Dataset.from_tensors((np.zeros((1, 2, 2, 3)), [0])), "best")
+
+
+def test_cifar10_classifier_takes_raw_rgb_and_returns_the_nets_softmax():
+    from keras_resnet import cifar_resnet
+    from keras_resnet.data.cifar10 import CifarData, cifar10_eval_dataset
+    from keras_resnet.export import cifar10_classifier
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3)).astype(np.uint8)
+    data = CifarData(images, np.zeros(6, np.int32), rng.uniform(0, 255, (32, 32, 3)).astype(np.float32),
+                     rng.uniform(40, 80, 3).astype(np.float32))
+    net = cifar_resnet(8, classifier_activation=None)
+    for normalization in ("pixel_mean", "channel_mean_std"):
+        normalised = next(iter(cifar10_eval_dataset(data, 6, normalization)))[0]
+        expected = tf.nn.softmax(net(normalised, training=False)).numpy()
+        got = cifar10_classifier(net, data.mean, data.std, normalization)(images.astype(np.float32), training=False).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -22,3 +22,13 @@ def test_no_bfloat16_warning_with_native_bfloat16_or_off_x86():
     assert emulated_bfloat16_warning(SAPPHIRE_RAPIDS) is None
     assert emulated_bfloat16_warning(ARM) is None
     assert emulated_bfloat16_warning("") is None
+
+
+def test_auto_precision_is_what_the_hardware_computes_natively():
+    from keras_resnet.hardware import native_precision
+    assert native_precision(cpuinfo=SAPPHIRE_RAPIDS) == "bfloat16"
+    assert native_precision(cpuinfo=AVX2_ONLY) == "none"
+    assert native_precision(cpuinfo=ARM) == "none"
+    assert native_precision((8, 0), cpuinfo=AVX2_ONLY) == "bfloat16"  # A100/H100: the GPU decides.
+    assert native_precision((9, 0)) == "bfloat16"
+    assert native_precision((7, 0), cpuinfo=SAPPHIRE_RAPIDS) == "float16"  # V100.

@@ -205,3 +205,114 @@ def test_fused_bn_runs_one_fused_kernel_for_4d_channels_last_inputs(training):
         tf.TensorSpec((2, 4, 5, 3), "float32")).graph
     op_types = {op.type for op in graph.get_operations()}
     assert "FusedBatchNormV3" in op_types and not {"Mean", "SquaredDifference", "Rsqrt"} & op_types
+
+
+# Ghost batch norm: BN statistics over groups of a batch (the paper's 64 images per GPU).
+
+def _grouped(group_size=4, channels=3):
+    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, group_size=group_size)
+    layer.build((None, 4, 5, channels))
+    return layer
+
+
+def test_grouped_bn_in_training_equals_bn_applied_to_each_group_alone():
+    x = _images((128, 4, 5, 3))
+    y = _grouped(64)(x, training=True).numpy()
+    alone = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    halves = [alone(x[:64], training=True).numpy(), alone(x[64:], training=True).numpy()]
+    np.testing.assert_array_equal(y, np.concatenate(halves))
+
+
+def test_grouped_bn_normalises_each_group_with_its_own_mean_and_biased_variance():
+    x = _images((12, 4, 5, 3))
+    y = _grouped(4)(x, training=True).numpy()
+    for g in range(3):
+        part = x[4 * g:4 * (g + 1)].astype("float64")
+        expected = (part - part.mean((0, 1, 2))) / np.sqrt(part.var((0, 1, 2)) + 1e-5)
+        np.testing.assert_allclose(y[4 * g:4 * (g + 1)], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_bn_updates_moving_statistics_with_the_mean_over_groups():
+    x = _images((12, 4, 5, 3)).astype("float64")
+    layer = _grouped(4)
+    layer(x.astype("float32"), training=True)
+    groups = x.reshape(3, 4, 4, 5, 3)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.1 * groups.mean((1, 2, 3)).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 + 0.1 * groups.var((1, 2, 3)).mean(0),
+                               rtol=1e-5)
+
+
+def test_grouped_bn_inference_is_unchanged():
+    grouped, (plain, _) = _grouped(4), _bn_pair()
+    for a, b in zip(grouped.weights, plain.weights):
+        a.assign(b)
+    x = _images((12, 4, 5, 3))
+    np.testing.assert_array_equal(grouped(x, training=False).numpy(), plain(x, training=False).numpy())
+
+
+def test_grouped_bn_with_one_group_is_standard_bn():
+    x = _images((8, 4, 5, 3))
+    whole = FusedBatchNormalization(epsilon=1e-5)(x, training=True).numpy()
+    np.testing.assert_array_equal(_grouped(8)(x, training=True).numpy(), whole)
+
+
+def test_grouped_bn_portable_path_matches_the_fused_path_with_an_unknown_batch_size():
+    x = _images((12, 4, 5, 3))
+    fused, portable = _grouped(4), _grouped(4)
+    dynamic = tf.function(lambda t: portable(t, training=True),
+                          input_signature=[tf.TensorSpec((None, 4, 5, 3), "float32")])
+    graph = dynamic.get_concrete_function().graph
+    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+    np.testing.assert_allclose(dynamic(x).numpy(), fused(x, training=True).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(portable.moving_variance.numpy(), fused.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_grouped_bn_gradients_match_per_group_bn():
+    x = tf.constant(_images((8, 4, 5, 3)))
+    grouped, alone = _grouped(4), FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    alone.build((None, 4, 5, 3))
+    weights = np.random.default_rng(2).normal(size=(8, 4, 5, 3)).astype("float32")
+
+    def grads(fn, layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn() * weights)
+        return tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+    ours = grads(lambda: grouped(x, training=True), grouped)
+    theirs = grads(lambda: tf.concat([alone(x[:4], training=True), alone(x[4:], training=True)], 0), alone)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_grouped_bn_keeps_float32_statistics_under_mixed_precision(policy):
+    x = _images((8, 4, 5, 3))
+    half = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, group_size=4, dtype=policy)
+    full = _grouped(4)
+    y = half(x, training=True)
+    assert y.dtype == half.compute_dtype and half.moving_mean.dtype == "float32"
+    rounded = tf.cast(tf.cast(x, half.compute_dtype), "float32")
+    full(rounded, training=True)
+    np.testing.assert_allclose(half.moving_mean.numpy(), full.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(half.moving_variance.numpy(), full.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_grouped_bn_refuses_a_batch_that_is_not_a_multiple_of_the_group():
+    with pytest.raises(ValueError, match="a training batch of 10 images is not a multiple of group_size=4"):
+        _grouped(4)(_images((10, 4, 5, 3)), training=True)
+
+
+@pytest.mark.parametrize("bad", [0, -4, 2.5, True])
+def test_grouped_bn_rejects_a_group_size_that_is_not_a_positive_int(bad):
+    with pytest.raises(ValueError, match=f"group_size must be a positive int or None, got {bad!r}"):
+        FusedBatchNormalization(group_size=bad)
+
+
+def test_grouped_bn_config_round_trip_and_save_load(tmp_path):
+    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, group_size=64, name="bn")
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert clone.group_size == 64 and clone.get_config() == layer.get_config()
+    model = keras.Sequential([keras.Input((4, 5, 3)), FusedBatchNormalization(group_size=4)])
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").layers[0].group_size == 4

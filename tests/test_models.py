@@ -48,6 +48,17 @@ def test_imagenet_flops_match_table_1(depth):
     assert abs(count_flops(imagenet_resnet(depth)) - IMAGENET_FLOPS[depth]) < 0.1e9
 
 
+def test_resnet50_flops_are_exactly_what_the_readme_prints():
+    assert count_flops(imagenet_resnet(50)) == 3_857_973_248
+
+
+def test_importing_the_package_loads_no_tensorflow():
+    code = "import sys, keras_resnet; print(any(m == 'tensorflow' or m.startswith('tensorflow.') for m in sys.modules))"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr[-2000:]
+
+
 def test_v15_stride_on_3x3_costs_4_09_gflops():
     assert abs(count_flops(imagenet_resnet(50, stride_on="3x3")) - 4.09e9) < 0.01e9
 
@@ -231,6 +242,24 @@ def test_bn_is_fused_by_default_and_stock_keras_on_request_with_the_same_weights
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_bn_groups_are_off_by_default_and_set_on_every_bn_layer_on_request():
+    def group_sizes(model):
+        return {layer.group_size for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert group_sizes(cifar_resnet(8)) == {None}
+    assert group_sizes(cifar_resnet(8, bn_group_size=64)) == {64}
+    assert group_sizes(imagenet_resnet(18, input_shape=(64, 64, 3), bn_group_size=32)) == {32}
+
+
+def test_a_grouped_resnet_in_training_is_the_net_applied_to_each_group_alone():
+    grouped = cifar_resnet(8, bn_group_size=4)
+    whole = cifar_resnet(8)
+    whole.set_weights(grouped.get_weights())
+    x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
+    halves = np.concatenate([whole(x[:4], training=True), whole(x[4:], training=True)])
+    np.testing.assert_allclose(grouped(x, training=True), halves, rtol=1e-5, atol=1e-6)
+
+
 def test_saved_model_loads_in_a_new_process_after_importing_the_layers(tmp_path):
     model = cifar_resnet(8, shortcut="A")
     path = tmp_path / "model.keras"
@@ -274,6 +303,8 @@ BAD_ARGUMENTS = [
     (lambda: imagenet_resnet(50, bottleneck=False), "bottleneck=False contradicts depth=50"),
     (lambda: imagenet_resnet(50, stride_on="7x7"), "stride_on must be one of '1x1', '3x3', got '7x7'"),
     (lambda: cifar_resnet(20, fused_batch_norm="yes"), "fused_batch_norm must be True or False, got 'yes'"),
+    (lambda: cifar_resnet(20, bn_group_size=0), "bn_group_size must be a positive int or None, got 0"),
+    (lambda: cifar_resnet(20, bn_group_size=64, fused_batch_norm=False), "bn_group_size needs fused_batch_norm=True"),
 ]
 
 

@@ -1,11 +1,14 @@
 """The recipes as a user runs them: end to end, bad input, and signals (subprocesses)."""
 
+import json
+from pathlib import Path
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -26,7 +29,7 @@ def run_recipe(*args, timeout=300):
 
 def tiny_args(data_dir, model_dir, *extra):
     return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--depth=8", "--batch_size=20",
-            "--log_every=1", "--eval_every=1000", "--checkpoint_every=2", *extra]
+            "--log_every=1", "--eval_every=1000", "--checkpoint_every=2", "--bn_group_size=10", *extra]
 
 
 def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
@@ -38,7 +41,88 @@ def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
     assert (tmp_path / "run" / "model.keras").exists() and (tmp_path / "run" / "stats.json").exists()
     assert "step 3/3" in err  # The progress line.
     with open(tmp_path / "run" / "config.json") as f:
-        assert "python -m recipes.cifar10" in f.read()
+        config = json.load(f)
+    assert "python -m recipes.cifar10" in config["command"] and config["bn_group_size"] == 10
+
+
+def test_finished_run_exports_a_classifier_that_tools_evaluate_scores_like_the_run(tiny_cifar, tmp_path):
+    """classifier.keras (raw RGB in, probabilities out) and model.keras (the trained net) give the
+    run's own final test error through tools.evaluate, in a fresh process each."""
+    data_dir, (_, _, test_x, _) = tiny_cifar
+    run = tmp_path / "run"
+    assert run_recipe(*tiny_args(data_dir, run, "--train_steps=3"))[0] == 0
+    with open(run / "stats.json") as f:
+        logged = json.load(f)["test_error"]
+    mask = tmp_path / "mask.npy"
+    np.save(mask, np.arange(len(test_x)) < 10)
+    for model in ("classifier.keras", "model.keras"):
+        out = tmp_path / f"{model}.json"
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.evaluate", f"--model={run / model}", f"--data_dir={data_dir}",
+             f"--subset_mask={mask}", f"--json={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+        assert result.returncode == 0, result.stderr[-2000:]
+        scores = json.loads(out.read_text())
+        assert scores["images"] == len(test_x) and scores["error"] == pytest.approx(logged, abs=1e-4)
+        assert (scores["masked_images"], scores["unmasked_images"]) == (10, len(test_x) - 10)
+        assert f"top-1 error {logged:.2f} %" in result.stdout
+
+
+def test_rerunning_a_finished_run_keeps_its_stats_and_export_classifier_rewrites_the_classifier(tiny_cifar, tmp_path):
+    data_dir, _ = tiny_cifar
+    run = tmp_path / "run"
+    assert run_recipe(*tiny_args(data_dir, run, "--train_steps=2"))[0] == 0
+    before = (run / "stats.json").read_text()
+    (run / "classifier.keras").unlink()  # As in runs from before the recipe wrote it.
+    code, out, err = run_recipe(*tiny_args(data_dir, run, "--train_steps=2"))
+    assert code == 0 and "is a finished run" in err
+    assert (run / "stats.json").read_text() == before and not (run / "classifier.keras").exists()
+    result = subprocess.run([sys.executable, "-m", "tools.export_classifier", f"--model_dir={run}",
+                             f"--data_dir={data_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr[-2000:]
+    scored = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={run / 'classifier.keras'}",
+                             f"--data_dir={data_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert f"top-1 error {json.loads(before)['test_error']:.2f} %" in scored.stdout, scored.stderr[-2000:]
+
+
+def test_evaluate_refuses_a_mask_of_the_wrong_length(tiny_cifar, tmp_path):
+    data_dir, _ = tiny_cifar
+    np.save(tmp_path / "mask.npy", np.ones(7, bool))
+    (tmp_path / "m.keras").write_text("not used")
+    result = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'm.keras'}",
+                             f"--data_dir={data_dir}", f"--subset_mask={tmp_path / 'mask.npy'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: --subset_mask=")
+
+
+def test_auto_precision_is_resolved_logged_and_recorded(tiny_cifar, tmp_path):
+    from keras_resnet.hardware import native_precision
+    data_dir, _ = tiny_cifar
+    code, _, err = run_recipe(*tiny_args(data_dir, tmp_path / "run", "--train_steps=1", "--mixed_precision=auto"))
+    assert code == 0, err[-2000:]
+    expected = native_precision()  # No GPU in the tests: this CPU decides.
+    with open(tmp_path / "run" / "config.json") as f:
+        config = json.load(f)
+    assert config["mixed_precision"] == expected and "--mixed_precision=auto" in config["command"]
+    assert f"--mixed_precision=auto: {expected if expected != 'none' else 'float32'} on " in err
+
+
+def test_cifar_recipe_normalises_bn_over_64_images_by_default(tiny_cifar, tmp_path):
+    """Section 4.2: batch 128 on two GPUs, so BN saw 64 images; the default on one device too."""
+    data_dir, _ = tiny_cifar
+    code, _, err = run_recipe(f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", "--depth=8",
+                              "--train_steps=1", "--eval_every=1000")
+    assert code == 0, err[-2000:]
+    with open(tmp_path / "run" / "config.json") as f:
+        config = json.load(f)
+    assert config["bn_group_size"] == 64 and config["batch_size"] == 128
+    import keras
+    import keras_resnet.layers  # noqa: F401  (registers the layers for loading)
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert {l.group_size for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} == {64}
 
 
 @pytest.mark.parametrize("flag,message", [
@@ -49,6 +133,10 @@ def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
     ("--lr=-1", "lr must be a positive number, got -1.0"),
     ("--protocol=train", "protocol must be one of"),
     ("--batch_size=15 --cpu_replicas=2", "batch_size 15 is not divisible by the 2 replicas"),
+    ("--bn_group_size=64", "bn_group_size 64 does not divide the per-replica batch of 20 (batch_size 20 over 1 replica)"),
+    ("--bn_group_size=20 --cpu_replicas=2", "bn_group_size 20 does not divide the per-replica batch of 10 "
+                                            "(batch_size 20 over 2 replicas)"),
+    ("--bn_group_size=-1", "bn_group_size"),
     ("--no_such_flag=1", "no_such_flag"),
 ])
 def test_bad_flag_exits_2_with_one_line_and_writes_nothing(tiny_cifar, tmp_path, flag, message):
@@ -109,6 +197,7 @@ def test_signal_writes_a_checkpoint_and_rerun_resumes(tiny_cifar, tmp_path, sig,
     assert "Rerun the same command to resume" in err and "Traceback" not in err
     step = int(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).rsplit("-", 1)[1])
     assert 2 <= step < 200
+    assert f"Interrupted at step {step};" in err  # The step it names is the checkpoint it wrote.
     code, out, err = run_recipe(*args[:-1], "--checkpoint_every=2", f"--stop_after={step + 2}")
     assert code == 0, err[-2000:]
     assert f"Resumed from" in err and f"at step {step}" in err
@@ -181,3 +270,92 @@ def test_a_failed_checkpoint_write_stops_in_one_line_and_keeps_the_last_checkpoi
     code, out, err = run_recipe(*args)  # Space is back: the same command resumes and finishes.
     assert code == 0, err[-2000:]
     assert "at step 2" in err and "Finished" in out
+
+
+def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tiny_imagenet, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.imagenet", "--depth=18", f"--data_dir={tiny_imagenet}", f"--model_dir={run}",
+         "--batch_size=2", "--train_steps=2", "--eval_every=2", "--log_every=1",
+         "--final_eval_modes=center,ten_crop,multiscale"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from keras_resnet.reporting import read_scalars
+    validation = read_scalars(str(run / "validation"))
+    assert {"loss", "error", "top5_error"} <= set(validation) and validation["error"][-1][0] == 2
+    with open(run / "final_eval.json") as f:
+        final = json.load(f)
+    for mode in ("center", "ten_crop", "multiscale"):
+        assert 0.0 <= final[f"{mode}_top5_error"] <= final[f"{mode}_top1_error"] <= 100.0
+    with open(run / "config.json") as f:
+        config = json.load(f)
+    assert config["plateau_patience_steps"] == 1 and config["bn_group_size"] is None  # 50k of 600k, scaled.
+
+
+def test_validation_protocol_trains_on_the_first_90_percent_with_their_mean_and_evaluates_on_the_rest(
+        tiny_cifar, tmp_path):
+    """Section 4.2's 45k/5k protocol (90 % / 10 % of the training images; here 90 / 10)."""
+    data_dir, (train_x, _, _, _) = tiny_cifar
+    run = tmp_path / "run"
+    code, _, err = run_recipe(*tiny_args(data_dir, run, "--train_steps=2", "--protocol=validation"))
+    assert code == 0, err[-2000:]
+    assert (run / "validation").is_dir() and not (run / "test").exists()
+    with open(run / "stats.json") as f:
+        assert "validation_error" in json.load(f)
+    import tensorflow_datasets as tfds
+    first_90 = tfds.as_numpy(tfds.load("cifar10", split="train[:90%]", data_dir=data_dir, batch_size=-1))["image"]
+    assert len(first_90) == 90
+    cached = next((Path(data_dir) / "cifar10").glob("*/keras_resnet/pixel_mean_train_90.npz"))
+    with np.load(cached) as saved:
+        np.testing.assert_allclose(saved["mean"], first_90.astype(np.float64).mean(axis=0), rtol=1e-6)
+        assert not np.allclose(saved["mean"], train_x.astype(np.float64).mean(axis=0))
+
+
+def test_evaluate_subset_mask_follows_the_archives_order_not_tfds(tiny_cifar, tmp_path):
+    """TFDS shuffles records on preparation; a mask over the archive (test_exact_mask.npy) must
+    pick the same images. A model that always answers class 0 is wrong exactly where label != 0."""
+    import keras
+    data_dir, (_, _, _, test_y) = tiny_cifar
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(10, kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant([1.0] + [0.0] * 9))
+    keras.Model(inputs, keras.layers.Activation("softmax")(dense(pooled))).save(tmp_path / "zero.keras")
+    mask = np.zeros(len(test_y), bool)
+    mask[:10] = True  # The first 10 records of the archive.
+    np.save(tmp_path / "mask.npy", mask)
+    out = tmp_path / "scores.json"
+    result = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'zero.keras'}",
+                             f"--data_dir={data_dir}", f"--subset_mask={tmp_path / 'mask.npy'}", f"--json={out}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(out.read_text())
+    assert scores["masked_error"] == pytest.approx(100.0 * np.mean(test_y[:10] != 0))
+    assert scores["unmasked_error"] == pytest.approx(100.0 * np.mean(test_y[10:] != 0))
+    jpeg = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'zero.keras'}",
+                           f"--data_dir={data_dir}", "--jpeg_quality=75"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert jpeg.returncode == 0 and "re-encoded as JPEG q75" in jpeg.stdout, jpeg.stderr[-2000:]
+
+
+def test_a_subset_mask_adds_an_evaluation_of_those_images_alone(tiny_cifar, tmp_path):
+    data_dir, (_, _, _, test_y) = tiny_cifar
+    mask = np.zeros(len(test_y), bool)
+    mask[::3] = True
+    np.save(tmp_path / "mask.npy", mask)
+    run = tmp_path / "run"
+    code, _, err = run_recipe(*tiny_args(data_dir, run, "--train_steps=2", f"--eval_subset_mask={tmp_path / 'mask.npy'}"))
+    assert code == 0, err[-2000:]
+    with open(run / "stats.json") as f:
+        stats = json.load(f)
+    scored = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={run / 'model.keras'}",
+                             f"--data_dir={data_dir}", f"--subset_mask={tmp_path / 'mask.npy'}",
+                             f"--json={tmp_path / 's.json'}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert stats["test_subset_error"] == pytest.approx(json.loads((tmp_path / "s.json").read_text())["masked_error"])
+    assert (run / "test_subset").is_dir()
+    code, _, err = run_recipe(*tiny_args(data_dir, tmp_path / "other", f"--eval_subset_mask={tmp_path / 'none.npy'}"))
+    assert code == 2 and "--eval_subset_mask=" in err and not (tmp_path / "other").exists()

@@ -12,46 +12,101 @@ from keras_resnet import cifar_resnet, reporting
 from tools.report import write_report
 
 
-def fake_run(root, name, depth, residual, seed, test_errors, train_steps=64_000, protocol="test"):
-    """A run folder as the trainer writes it: config.json and train/test event files."""
+def recipe_config(depth, residual=True, train_steps=64_000, seed=0, **changes):
+    """config.json as the CIFAR recipe writes it (its defaults reproduce the paper)."""
+    from keras_resnet.tasks import CifarExperiment, cifar_train_config, experiment_hparams
+    config = experiment_hparams("cifar10", CifarExperiment(depth=depth, residual=residual),
+                                cifar_train_config(depth, train_steps, seed=seed))
+    config.update({"replicas": 1, "command": f"python -m recipes.cifar10 --depth={depth}", **changes})
+    return json.loads(json.dumps(config))
+
+
+def fake_run(root, name, depth, residual, seed, test_errors, train_steps=64_000, finished=True, wall=None,
+             **changes):
+    """A run folder as the trainer writes it: config.json, train/test event files and, once
+    finished, stats.json. ``wall``: seconds per logged interval (images/s is derived from it)."""
     folder = os.path.join(root, name)
     os.makedirs(folder)
-    config = {"dataset": "cifar10", "depth": depth, "residual": residual, "shortcut": "A", "seed": seed,
-              "train_steps": train_steps, "protocol": protocol, "command": f"python -m recipes.cifar10 --depth={depth}"}
+    config = recipe_config(depth, residual, train_steps, seed, **changes)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f)
+    steps = [(i + 1) * train_steps // len(test_errors) for i in range(len(test_errors))]
     for split, values in (("train", [e + 5 for e in test_errors]), ("test", test_errors)):
         writer = tf.summary.create_file_writer(os.path.join(folder, split))
         with writer.as_default():
-            for i, value in enumerate(values):
-                tf.summary.scalar("error", value, step=(i + 1) * train_steps // len(values))
+            for i, (step, value) in enumerate(zip(steps, values)):
+                tf.summary.scalar("error", value, step=step)
+                if split == "train" and wall:
+                    previous = steps[i - 1] if i else 0
+                    tf.summary.scalar("images_per_second", (step - previous) * 128 / wall, step=step)
         writer.close()
+    if finished:
+        with open(os.path.join(folder, "stats.json"), "w") as f:
+            json.dump({"complete": True, "step": train_steps, "test_error": test_errors[-1]}, f)
     return folder
+
+
+def table_rows(root):
+    table, notes = reporting.cifar_table(reporting.find_runs(str(root)))
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]], notes
 
 
 def test_table_reports_final_error_mean_std_best_and_delta(tmp_path):
     for seed, final in enumerate((7.0, 8.0, 9.0)):
         fake_run(tmp_path, f"r20-{seed}", 20, True, seed, [50.0, 3.0, final])  # 3.0 mid-run is NOT picked.
-    table, notes = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
-    row = next(line for line in table.splitlines() if line.startswith("| ResNet-20"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "8.75"               # The paper's Table 6.
+    (cells,), notes = table_rows(tmp_path)
+    assert cells[0] == "ResNet-20" and cells[1] == "8.75"  # The paper's Table 6.
     assert cells[2] == "8.00 +- 1.00"       # Mean and sample std over seeds at the final iteration.
     assert cells[3] == "3" and cells[4] == "7.00"
     assert cells[5] == "-0.75"
-    assert cells[6] == "64,000" and cells[7] == "paper (64k)"
+    assert cells[6] == "64,000" and cells[7] == "none"
     assert notes == []
 
 
 def test_short_runs_are_marked_and_not_compared(tmp_path):
     fake_run(tmp_path, "p20", 20, False, 0, [60.0, 40.0], train_steps=2000)
     fake_run(tmp_path, "r20", 20, True, 0, [60.0, 30.0], train_steps=2000)
-    table, _ = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
-    rows = [line for line in table.splitlines()[2:]]
-    assert len(rows) == 2
-    assert all("SHORT: 2,000 of 64,000" in r for r in rows)
-    assert all(c.strip() == "-" for c in [r.strip("|").split("|")[5] for r in rows])
-    assert rows[0].startswith("| plain-20 |") and "| - |" in rows[0]
+    rows, _ = table_rows(tmp_path)
+    assert [r[0] for r in rows] == ["plain-20", "ResNet-20"]
+    assert all(r[7].startswith("SHORT: 2,000 of 64,000") and r[5] == "-" for r in rows)
+    assert rows[0][1] == "-"
+
+
+def test_an_unfinished_run_is_listed_at_its_step_never_averaged_or_compared(tmp_path):
+    fake_run(tmp_path, "done", 20, True, 0, [50.0, 9.0])
+    fake_run(tmp_path, "running", 20, True, 1, [50.0, 30.0], finished=False)
+    (row,), notes = table_rows(tmp_path)
+    assert row[2] == "9.00 +- 0.00" and row[3] == "1"
+    assert len(notes) == 1 and "unfinished at step 64,000 of 64,000" in notes[0] and "seed 1" in notes[0]
+
+
+def test_runs_of_different_configurations_are_separate_rows_that_say_how_they_differ(tmp_path):
+    fake_run(tmp_path, "paper", 20, True, 0, [50.0, 8.0])
+    fake_run(tmp_path, "bf16", 20, True, 0, [50.0, 9.0], mixed_precision="bfloat16")
+    fake_run(tmp_path, "ungrouped", 20, True, 0, [50.0, 10.0], bn_group_size=None)
+    fake_run(tmp_path, "two-gpus", 20, True, 1, [50.0, 8.5], replicas=2)
+    rows, _ = table_rows(tmp_path)
+    by_difference = {r[7]: r for r in rows}
+    assert set(by_difference) == {"none", "mixed_precision=bfloat16 (paper: none)",
+                                  "bn_group_size=None (paper: 64)"}
+    assert sum(r[7] == "none" for r in rows) == 2  # 1 and 2 replicas: separate rows, both the paper's recipe.
+    assert all(r[3] == "1" for r in rows)
+
+
+def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(tmp_path):
+    for seed, final in enumerate((6.5, 6.7, 6.9)):
+        fake_run(tmp_path, f"r110-{seed}", 110, True, seed, [50.0, final])
+    (row,), _ = table_rows(tmp_path)
+    assert row[1] == "6.61 +- 0.16 (mean); 6.43 (best of 5)"
+    assert row[5] == "mean +0.09; best +0.07"
+
+
+def test_time_to_accuracy_is_the_first_evaluation_at_or_under_the_error_and_the_summed_training_time(tmp_path):
+    fake_run(tmp_path, "r20", 20, True, 0, [50.0, 9.5, 10.5, 8.9], wall=3600.0)
+    run, = reporting.find_runs(str(tmp_path))
+    assert reporting.time_to_error(run, 10.0) == (32_000, pytest.approx(2 * 3600.0))
+    assert reporting.time_to_error(run, 9.0) == (64_000, pytest.approx(4 * 3600.0))
+    assert reporting.time_to_error(run, 5.0) is None
 
 
 def test_runs_without_scalars_are_listed_not_dropped(tmp_path):
@@ -70,6 +125,7 @@ def test_report_writes_markdown_and_figure(tmp_path):
     text = open(path).read()
     assert "| plain-20 |" in text and "| ResNet-20 |" in text
     assert "![Figure 6](figure6.png)" in text and "python -m recipes.cifar10 --depth=20" in text
+    assert "## Time to accuracy" in text
     with open(tmp_path / "out" / "figure6.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -108,3 +164,62 @@ def test_resumed_runs_keep_the_last_value_of_a_rewritten_step(tmp_path):
         tf.summary.scalar("loss", 3.0, step=6)
     writer.close()
     assert reporting.read_scalars(str(tmp_path))["loss"] == [(5, 2.0), (6, 3.0)]
+
+
+def imagenet_run(root, name, depth, stride_on, top1, finished=True):
+    from keras_resnet.tasks import ImagenetExperiment, experiment_hparams, imagenet_train_config
+    folder = os.path.join(root, name)
+    os.makedirs(os.path.join(folder, "validation"))
+    config = experiment_hparams("imagenet2012", ImagenetExperiment(depth=depth, stride_on=stride_on),
+                                imagenet_train_config())
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({**json.loads(json.dumps(config)), "replicas": 8}, f)
+    writer = tf.summary.create_file_writer(os.path.join(folder, "validation"))
+    with writer.as_default():
+        tf.summary.scalar("error", top1 + 2, step=600_000)
+    writer.close()
+    if finished:
+        with open(os.path.join(folder, "final_eval.json"), "w") as f:
+            json.dump({"complete": True, "ten_crop_top1_error": top1, "ten_crop_top5_error": 7.0,
+                       "multiscale_top1_error": top1 - 2, "multiscale_top5_error": 5.5}, f)
+
+
+def test_imagenet_rows_name_the_stride_placement_and_compare_only_the_papers(tmp_path):
+    imagenet_run(tmp_path, "paper", 50, "1x1", 23.0)
+    imagenet_run(tmp_path, "v15", 50, "3x3", 22.5)
+    imagenet_run(tmp_path, "running", 50, "1x1", 40.0, finished=False)
+    table, notes = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])}
+    assert set(rows) == {"1x1 (paper)", "3x3 (v1.5)"}
+    assert rows["1x1 (paper)"][2] == "22.85/6.71" and rows["1x1 (paper)"][7] == "none"
+    assert rows["3x3 (v1.5)"][2] == "-" and rows["3x3 (v1.5)"][7] == "stride_on=3x3 (paper: 1x1)"
+    assert len(notes) == 1 and "unfinished" in notes[0]
+
+
+def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypatch):
+    import keras_resnet.data as data
+    from tools.report import figure7
+
+    calls = []
+    monkeypatch.setattr(data, "load_cifar10", lambda split, data_dir, train_split: calls.append(
+        ("load", split, train_split)) or "held-out")
+    monkeypatch.setattr(data, "cifar10_eval_dataset", lambda held_out, n, normalization: calls.append(
+        ("normalise", normalization)) or tf.data.Dataset.from_tensors((np.zeros((2, 32, 32, 3), "float32"), [0, 0])))
+    folder = fake_run(tmp_path, "val", 8, True, 0, [50.0], protocol="validation", normalization="channel_mean_std")
+    cifar_resnet(8, classifier_activation=None).save(os.path.join(folder, "model.keras"))
+    used = figure7(reporting.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
+    assert used == [folder]
+    assert calls == [("load", "train[90%:]", "train[:90%]"), ("normalise", "channel_mean_std")]
+
+
+def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 15.0], wall=60.0)
+    writer = tf.summary.create_file_writer(os.path.join(folder, "test_subset"))
+    with writer.as_default():
+        tf.summary.scalar("error", 12.0, step=32_000)
+        tf.summary.scalar("error", 8.5, step=64_000)
+    writer.close()
+    rows = reporting.time_to_accuracy_table(reporting.find_runs(str(tmp_path))).splitlines()[2:]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [c[1] for c in cells] == ["test", "test_subset"]
+    assert cells[0][2] == "not reached" and cells[1][2:6] == ["64,000", "0.03 h", "64,000", "0.03 h"]

@@ -35,7 +35,8 @@ def sweep(*args):
 def test_sweep_resumes_unfinished_runs_and_skips_finished_ones(tiny_cifar, tmp_path):
     data_dir, _ = tiny_cifar
     common = ["--recipe=cifar10", "--depths=8", "--variants=plain,residual", "--seeds=1", f"--root={tmp_path}",
-              f"--data_dir={data_dir}", "--train_steps=2", "--batch_size=20", "--checkpoint_every=1"]
+              f"--data_dir={data_dir}", "--train_steps=2", "--batch_size=20", "--bn_group_size=10",
+              "--checkpoint_every=1"]
     first = sweep(*common, "--stop_after=1")  # Both runs stop unfinished at step 1.
     assert first.returncode == 1, first.stderr[-2000:]  # Unfinished runs count as failures of this sweep.
     assert not (tmp_path / "plain8-seed0" / "stats.json").exists()

@@ -53,3 +53,73 @@ def test_model_table_bad_depth():
 def test_unknown_flag_is_one_line():
     result = tool("model_table", "--depth=3")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_start_up_on_a_cpu_machine_prints_no_cuda_errors():
+    """What a user sees: no 'failed call to cuInit' (or any native error line) when nothing is wrong."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    result = subprocess.run([sys.executable, "-m", "tools.model_table", "--cifar_depths=8", "--imagenet_depths=18"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cuInit" not in result.stderr and not any(l.startswith("E0000") for l in result.stderr.splitlines())
+    assert "| CIFAR ResNet-8 (A) |" in result.stdout
+
+
+def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_path):
+    import tensorflow as tf
+
+    from keras_resnet.reporting import read_scalars
+    from tensorboard.plugins.hparams import api as hp
+
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    (run / "config.json").write_text('{"dataset": "cifar10"}')
+    writer = tf.summary.create_file_writer(str(run / "train"))
+    with writer.as_default():
+        hp.hparams({"depth": 20})
+        tf.summary.scalar("error", 50.0, step=1)
+        tf.summary.trace_on(graph=True)
+        tf.function(lambda x: x * 2)(tf.constant(1.0))
+        tf.summary.trace_export("step", step=1)
+        tf.summary.scalar("error", 40.0, step=2)
+    writer.close()
+    result = tool("slim_run", f"--src={run}", f"--dst={tmp_path / 'slim'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_scalars(str(tmp_path / "slim" / "train")) == read_scalars(str(run / "train"))
+    (original,), (slim,) = ([tf.compat.v1.train.summary_iterator(str(p)) for p in sorted((d / "train").iterdir())]
+                            for d in (run, tmp_path / "slim"))
+    original, slim = list(original), list(slim)
+    plugins = [{v.metadata.plugin_data.plugin_name for e in events for v in e.summary.value} for events in (original, slim)]
+    assert plugins[0] == {"scalars", "hparams", "graph_run_metadata_graph"} and plugins[1] == {"scalars", "hparams"}
+    assert [e.wall_time for e in slim if e.summary.value] == [e.wall_time for e in original if e.summary.value
+                                                              and e.summary.value[0].metadata.plugin_data.plugin_name
+                                                              in ("scalars", "hparams")]
+
+
+def test_model_table_prints_our_exact_counts_beside_the_papers():
+    from tools.model_table import model_table
+    rows = model_table([20, 110], [50]).splitlines()
+    assert rows[2:] == [
+        "| CIFAR ResNet-20 (A) | 269,722 | 0.27M | 40.6M | - |",
+        "| CIFAR ResNet-110 (A) | 1,727,962 | 1.70M | 252.9M | - |",
+        "| ResNet-50 (B) | 25,557,032 | - | 3.86e9 | 3.8e9 |",
+        "| ResNet-50 (B, v1.5) | 25,557,032 | - | 4.09e9 | - |",
+    ]
+
+
+def test_input_benchmark_times_both_pipelines_and_records_json(tmp_path):
+    data_dir = tmp_path / "tfds"
+    archive = tmp_path / "cifar.tar.gz"
+    write_cifar_archive(archive)
+    assert tool("prepare_cifar10", f"--archive={archive}", f"--data_dir={data_dir}").returncode == 0
+    out = tmp_path / "input.json"
+    result = tool("benchmark_input", f"--data_dir={data_dir}", "--batches=2", "--imagenet_batches=1", "--repeats=2",
+                  f"--out={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+    recorded = json.loads(out.read_text())
+    assert [r["pipeline"] for r in recorded["rows"]] == [
+        "CIFAR-10 train (real data, batch 128)", "ImageNet train (generated 500x375 JPEGs, batch 32)"]
+    assert all(len(r["images_per_second"]) == 2 and r["images_per_second_median"] > 0 for r in recorded["rows"])
+    assert recorded["cpu"] and "--batches=2" in recorded["command"]
+    assert result.stdout.startswith("| pipeline | images/s (median) | runs |")

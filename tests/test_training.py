@@ -1,5 +1,6 @@
 """Specification of the training loop on tiny tasks (CPU)."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -11,8 +12,8 @@ import tensorflow as tf
 import keras
 from keras_resnet import cifar_resnet, training
 from keras_resnet.reporting import read_scalars
-from keras_resnet.schedules import PaperSchedule, scale_boundaries
-from keras_resnet.tasks import cifar_train_config
+from keras_resnet.schedules import PaperSchedule, WarmUp, scale_boundaries
+from keras_resnet.tasks import CifarExperiment, cifar_train_config, experiment_hparams
 from training_helpers import dense_model, tiny_config, tiny_task
 
 
@@ -38,6 +39,35 @@ def test_warmup_schedule_returns_to_0_1_when_warmup_ends():
     assert float(schedule(400)) == pytest.approx(0.1)
     schedule.end_warmup(37)
     assert float(schedule(36)) == pytest.approx(0.01) and float(schedule(37)) == pytest.approx(0.1)
+
+
+def test_warmup_window_is_one_epoch_of_iterations():
+    assert cifar_train_config(110).warmup_window == 391  # 50,000 images in batches of 128.
+    assert cifar_train_config(110, train_examples=45_000).warmup_window == 352  # The validation protocol.
+    assert cifar_train_config(110, 6_400).warmup_window == 391  # Shorter schedules: still an epoch.
+
+
+def test_warmup_ends_only_when_the_mean_error_of_the_whole_window_is_below_80_percent():
+    warmup = WarmUp(PaperSchedule(0.1, warmup_lr=0.01, warmup_steps=4000), error=0.8, window=391)
+    ends = [warmup.update(step, 0.85) for step in range(1, 386)]
+    ends += [warmup.update(step, 0.10) for step in range(386, 392)]  # A lucky stretch of 6 batches.
+    assert not any(e is not None for e in ends) and warmup.active(391)
+    step = 392
+    while warmup.update(step, 0.70) is None:  # The error really falls: the window mean follows.
+        step += 1
+    assert 392 < step < 800 and not warmup.active(step)
+
+
+def test_resumed_warmup_keeps_its_window_of_batch_errors(tmp_path):
+    config = tiny_config(train_steps=6, lr=0.1, lr_boundaries=(), warmup_lr=0.01, warmup_steps=400,
+                         warmup_error=0.95, warmup_window=4, log_every=1, checkpoint_every=1)
+    training.train(config, tiny_task(), str(tmp_path / "whole"))
+    training.train(config, tiny_task(), str(tmp_path / "split"), stop_after=2)
+    training.train(config, tiny_task(), str(tmp_path / "split"))
+    lrs = {run: [round(v, 6) for _, v in read_scalars(str(tmp_path / run / "train"))["learning_rate"]]
+           for run in ("whole", "split")}
+    assert lrs["whole"] == [0.01] * 4 + [0.1] * 2  # The window of 4 fills at step 4.
+    assert lrs["split"] == lrs["whole"]
 
 
 def test_training_warmup_ends_on_low_error_and_lr_returns_to_0_1(tmp_path):
@@ -69,10 +99,12 @@ def test_training_writes_checkpoints_events_model_and_stats(tmp_path):
 def test_hparams_and_graph_are_logged(tmp_path):
     training.train(tiny_config(train_steps=2), tiny_task(), str(tmp_path))
     from tensorboard.backend.event_processing import event_accumulator
-    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"))
-    acc.Reload()
-    assert acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.plugin_name == "hparams"
-    assert acc.SummaryMetadata("train_step").plugin_data.plugin_name == "graph_run_metadata_graph"
+    session = event_accumulator.EventAccumulator(str(tmp_path))
+    session.Reload()
+    assert session.SummaryMetadata("_hparams_/session_start_info").plugin_data.plugin_name == "hparams"
+    train = event_accumulator.EventAccumulator(str(tmp_path / "train"))
+    train.Reload()
+    assert train.SummaryMetadata("train_step").plugin_data.plugin_name == "graph_run_metadata_graph"
 
 
 def test_loss_falls_on_a_learnable_task(tmp_path):
@@ -91,6 +123,10 @@ def test_resume_continues_at_the_next_step_with_the_right_lr(tmp_path):
     training.train(config, tiny_task(), str(tmp_path))
     scalars = read_scalars(str(tmp_path / "train"))
     assert [s for s, _ in scalars["loss"]] == [1, 2, 3, 4, 5, 6]
+    # Every step trained and logged once: the resumed run did not start again from step 1.
+    logged = [e.step for path in sorted(glob.glob(str(tmp_path / "train" / "events.out.tfevents.*")))
+              for e in tf.compat.v1.train.summary_iterator(path) if any(v.tag == "loss" for v in e.summary.value)]
+    assert sorted(logged) == [1, 2, 3, 4, 5, 6]
     assert [round(v, 6) for _, v in scalars["learning_rate"]] == [0.05] * 4 + [0.005] * 2
 
 
@@ -109,6 +145,19 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     loss = lambda run: [v for _, v in read_scalars(str(tmp_path / run / "train"))["loss"]]
     assert loss("whole") == loss("parts")
+
+
+def test_a_run_written_before_the_plateau_and_warmup_settings_changed_still_resumes(tmp_path):
+    """config.json of a CIFAR ResNet-20 run from before these settings existed or changed."""
+    now = experiment_hparams("cifar10", CifarExperiment(depth=20), cifar_train_config(20))
+    before = {k: v for k, v in now.items() if not k.startswith("plateau_")}
+    before.update(plateau_patience=0, warmup_window=10, warmup_steps=400)  # Off, so they never mattered.
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(before))
+    training.check_config(str(tmp_path), now)
+    before.update(plateau_patience=3)  # An ImageNet-style rule that was on: the old rule, refused.
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(before))
+    with pytest.raises(training.ConfigMismatchError, match="plateau_patience: 3 there vs None now"):
+        training.check_config(str(tmp_path), now)
 
 
 def test_a_different_configuration_in_model_dir_is_refused(tmp_path):
@@ -159,6 +208,23 @@ def test_two_replicas_train_a_resnet_and_average_bn_statistics(tmp_path, two_cpu
         assert json.load(f)["replicas"] == 2
 
 
+def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, two_cpu_strategy):
+    """The paper's BN batch on any number of devices: with bn_group_size = 8, one replica
+    of 16 images and two of 8 compute the same loss, weights and moving statistics."""
+    def build_model(dtype):
+        keras.utils.set_random_seed(0)
+        return cifar_resnet(8, num_classes=4, classifier_activation=None, bn_group_size=8, dtype=dtype)
+
+    config = tiny_config(train_steps=2, lr=0.1, lr_boundaries=())
+    one = training.train(config, tiny_task(build_model=build_model), str(tmp_path / "one"))
+    two = training.train(config, tiny_task(build_model=build_model), str(tmp_path / "two"), two_cpu_strategy)
+    a = keras.models.load_model(tmp_path / "one" / "model.keras")
+    b = keras.models.load_model(tmp_path / "two" / "model.keras")
+    assert one["train_loss"] == pytest.approx(two["train_loss"], rel=1e-5)
+    for u, v in zip(a.weights, b.weights):  # BN moving statistics included.
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=u.path)
+
+
 @pytest.mark.parametrize("precision,compute", [("bfloat16", "bfloat16"), ("float16", "float16")])
 def test_mixed_precision_runs_with_float32_variables(tmp_path, precision, compute):
     stats = training.train(tiny_config(train_steps=2, mixed_precision=precision), tiny_task(), str(tmp_path))
@@ -202,6 +268,40 @@ def test_float16_gradient_overflow_is_skipped_by_loss_scaling_without_stopping(t
     assert scales and scales[-1][1] == stats["loss_scale"]
 
 
+def test_float16_overflow_on_one_replica_skips_the_step_on_all_and_keeps_the_schedule(tmp_path, two_cpu_strategy):
+    """Two replicas, only the second one's step-1 gradients overflow: nobody applies step 1,
+    the loss scale halves once, and the optimizer's step count (the LR schedule) stays global."""
+    def model(dtype):
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(dtype=dtype),
+                                 keras.layers.Dense(4, dtype=dtype)])
+
+    def train_dataset(ctx, start_step):
+        # One input pipeline feeds the replicas in turn: (replica 0, replica 1) per step.
+        rng = np.random.default_rng(0)
+        batches = [rng.normal(0, 0.01, (8, 32, 32, 3)).astype("float32") for _ in range(8)]
+        batches[1] *= 1e6  # Step 1, replica 1: float16 gradients overflow at any loss scale.
+        labels = np.zeros((8,), "int32")
+        return tf.data.Dataset.from_tensor_slices((np.stack(batches), np.stack([labels] * 8))).skip(2 * start_step)
+
+    task = training.Task(build_model=model, train_dataset=train_dataset, evaluations={},
+                         hparams={"dataset": "toy-overflow"})
+    initial = model("mixed_float16").get_weights()
+    config = tiny_config(train_steps=1, lr=0.1, lr_boundaries=(), mixed_precision="float16",
+                         log_every=1, checkpoint_every=1)
+    stats = training.train(config, task, str(tmp_path), two_cpu_strategy)
+    assert stats["loss_scale"] == 2.0**14  # Halved once, the same on both replicas.
+    after_skip = keras.models.load_model(tmp_path / "model.keras").get_weights()
+    for a, b in zip(after_skip, initial):
+        np.testing.assert_array_equal(a, b)  # Step 1 applied nowhere.
+    stats = training.train(dataclasses.replace(config, train_steps=3), task, str(tmp_path), two_cpu_strategy)
+    assert stats["complete"] and stats["loss_scale"] == 2.0**14
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
+    # The SGD inside the loss-scale optimizer counts the steps that the LR schedule sees.
+    assert reader.get_tensor("optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert not np.allclose(keras.models.load_model(tmp_path / "model.keras").get_weights()[0], initial[0])
+
+
 def test_a_failed_final_model_write_names_the_checkpoint_that_is_kept(tmp_path):
     (tmp_path / "model.keras").mkdir()  # model.save cannot write a file where a folder is.
     with pytest.raises(training.CheckpointWriteError, match=r"could not write the final model .*ckpt-6\) is kept"):
@@ -229,3 +329,28 @@ def test_train_config_rejects_bad_values():
         training.TrainConfig(train_steps=0)
     with pytest.raises(ValueError, match="lr must be a positive number, got -0.1"):
         training.TrainConfig(lr=-0.1)
+
+
+def test_synced_bn_statistics_are_the_mean_of_the_replicas_values(two_cpu_strategy):
+    from keras_resnet import distribute
+    strategy = two_cpu_strategy
+    with strategy.scope():
+        model = cifar_resnet(8, num_classes=4)
+    layer = model.get_layer("conv2_1_1_bn")
+
+    @tf.function
+    def diverge():
+        def replica_fn():
+            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)
+            layer.moving_mean.assign(tf.fill(layer.moving_mean.shape, 1.0 + 2.0 * replica))  # 1 and 3.
+            layer.moving_variance.assign(tf.fill(layer.moving_variance.shape, 4.0 * (replica + 1.0)))  # 4 and 8.
+        strategy.run(replica_fn)
+
+    diverge()
+    local = lambda v: [x.numpy() for x in strategy.experimental_local_results(v.value)]
+    assert [a[0] for a in local(layer.moving_mean)] == [1.0, 3.0]  # The copies really differ first.
+    distribute.sync_batch_norm_statistics(model, strategy)
+    for copy in local(layer.moving_mean):
+        np.testing.assert_array_equal(copy, np.full(copy.shape, 2.0, np.float32))
+    for copy in local(layer.moving_variance):
+        np.testing.assert_array_equal(copy, np.full(copy.shape, 6.0, np.float32))

@@ -2,15 +2,18 @@
 
     python -m tools.benchmark [--models=cifar20,cifar56,cifar110,imagenet50] \
         [--precision=none,bfloat16,float16] [--batch_size=128] [--imagenet_batch_size=16] \
-        [--jit_compile=auto|on|off] [--rounds=1] [--recipe_data_dir=DIR] [--out=bench.json]
+        [--jit_compile=auto|on|off] [--rounds=1] [--bn_group_sizes=0,64] [--recipe_data_dir=DIR] [--out=bench.json]
 
 Every configuration runs in a fresh process (so peak memory is its own), through the recipes'
 own train step on the same synthetic batch. With ``imagenet50`` in the list,
 ``keras.applications.ResNet50`` runs right after it at the same batch and precision, and the
 table gives the ratio. ``--rounds=N`` repeats the whole list N times, alternating, and the table
 gives medians over rounds (the JSON keeps every round): on a shared machine one pair of runs
-can differ by 20 %. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
-With ``--recipe_data_dir`` (a prepared CIFAR-10), the CIFAR recipe's own loop (real input
+can differ by 20 %. ``--bn_group_sizes=0,64`` measures our nets with standard BN (0) and with
+ghost BN over groups of 64 images (the CIFAR recipe's default), alternating. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
+On CPUs, "of peak" is the training FLOP/s as a share of the machine's attainable dense-matmul rate
+in the same precision, measured in the same run (``--matmul_size``). With ``--recipe_data_dir``
+(a prepared CIFAR-10), the CIFAR recipe's own loop (real input
 pipeline, TensorBoard logging, checkpoint) is timed against the bare step: the recipe overhead.
 """
 
@@ -35,16 +38,24 @@ _ROUNDS = flags.DEFINE_integer("rounds", 1, "Repeat the list this many times, al
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size (tests use small images).")
 _PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s, for devices not in the built-in table.")
+_GROUPS = flags.DEFINE_list("bn_group_sizes", ["0"], "BN group sizes of our nets (0: the whole batch; "
+                            "the CIFAR recipe trains with 64).")
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here.")
 _RECIPE_DATA = flags.DEFINE_string("recipe_data_dir", None, "With a prepared CIFAR-10 here, also compare the "
                                    "CIFAR recipe's loop (input, logging) with the bare step.")
-_SINGLE = flags.DEFINE_string("single", None, "Internal: measure one 'model:precision:batch' and print JSON.")
+_SINGLE = flags.DEFINE_string("single", None, "Internal: measure one 'model:precision:batch:group' and print JSON.")
+_MATMUL = flags.DEFINE_integer("matmul_size", 2048, "Size of the square matmuls that measure a CPU's attainable "
+                               "rate (the 'of peak' reference on CPUs).", lower_bound=1)
+
+
+def _gpu() -> bool:
+    import tensorflow as tf
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _jit() -> bool:
     if _JIT.value == "auto":
-        import tensorflow as tf
-        return bool(tf.config.list_physical_devices("GPU"))
+        return _gpu()
     return _JIT.value == "on"
 
 
@@ -55,6 +66,7 @@ def _one(spec: str) -> dict:
     argv += [f"--image_size={_IMAGE_SIZE.value}"] if _IMAGE_SIZE.value else []
     argv += [f"--peak_tflops={_PEAK.value}"] if _PEAK.value else []
     argv += [f"--recipe_data_dir={_RECIPE_DATA.value}"] if _RECIPE_DATA.value else []
+    argv += [f"--matmul_size={_MATMUL.value}"]
     result = subprocess.run(argv, capture_output=True, text=True)
     lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
     if result.returncode or not lines:
@@ -64,16 +76,17 @@ def _one(spec: str) -> dict:
 
 def table(results: list[dict]) -> str:
     """Markdown, one row per configuration (``benchmarking.over_rounds`` rows)."""
-    rows = ["| model | precision | batch | XLA | train img/s | inference img/s | peak host MiB | peak GPU MiB "
-            "| TFLOP/s | of peak | ours / keras.applications |",
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| model | precision | batch | BN group | XLA | train img/s | inference img/s | peak host MiB "
+            "| peak GPU MiB | TFLOP/s | of peak | ours / keras.applications |",
+            "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     ours = {(r["precision"], r["batch_size"]): r for r in results if r["model"] == "imagenet50"}
     for r in results:
         ratio = ""
         if r["model"] == "keras_resnet50" and (r["precision"], r["batch_size"]) in ours:
             ratio = f"{ours[(r['precision'], r['batch_size'])]['train_images_per_second'] / r['train_images_per_second']:.2f}x"
         fmt = lambda v, f: "-" if v is None else format(v, f)
-        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {'on' if r['jit_compile'] else 'off'} | "
+        group = r.get("bn_group_size") or "-"
+        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {group} | {'on' if r['jit_compile'] else 'off'} | "
                     f"{r['train_images_per_second']:.1f} | {r['inference_images_per_second']:.1f} | "
                     f"{r['peak_host_rss_mib']:.0f} | {fmt(r['peak_gpu_mib'], '.0f')} | "
                     f"{r['achieved_tflops']:.3f} | {fmt(r['fraction_of_peak'], '.1%')} | {ratio} |")
@@ -81,10 +94,11 @@ def table(results: list[dict]) -> str:
 
 
 def overhead_table(results: list[dict]) -> str:
-    rows = ["| model | precision | batch | recipe loop img/s | bare step img/s | overhead |",
-            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = ["| model | precision | batch | BN group | recipe loop img/s | bare step img/s | overhead |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
-        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {r['recipe_images_per_second']:.1f} | "
+        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {r.get('bn_group_size') or '-'} | "
+                    f"{r['recipe_images_per_second']:.1f} | "
                     f"{r['bare_images_per_second']:.1f} | {r['overhead']:.1%} |")
     return "\n".join(rows)
 
@@ -93,13 +107,17 @@ def main(argv):
     del argv
     from keras_resnet import benchmarking
     if _SINGLE.value:
-        name, precision, batch = _SINGLE.value.split(":")
+        name, precision, batch, group = _SINGLE.value.split(":")
+        group = int(group) or None
+        if name == "matmul":
+            print(json.dumps(benchmarking.matmul_tflops(precision, _MATMUL.value)))
+            return
         if name.startswith("recipe-cifar"):
             print(json.dumps(benchmarking.measure_recipe(int(name[12:]), _RECIPE_DATA.value, precision,
-                                                         int(batch), _STEPS.value)))
+                                                         int(batch), _STEPS.value, group)))
             return
         print(json.dumps(benchmarking.measure(name, precision, int(batch), _jit(), _STEPS.value, _WARMUP.value,
-                                              _IMAGE_SIZE.value, _PEAK.value)))
+                                              _IMAGE_SIZE.value, _PEAK.value, group)))
         return
     for name in _MODELS.value:
         if name not in benchmarking.MODELS:
@@ -111,21 +129,40 @@ def main(argv):
             raise ValueError(f"precision must be among none, bfloat16, float16, got {precision!r}")
     if _ROUNDS.value < 1:
         raise ValueError(f"rounds must be a positive integer, got {_ROUNDS.value}")
+    for group in _GROUPS.value:
+        if not group.isdigit():
+            raise ValueError(f"bn_group_sizes must be integers >= 0 (0: the whole batch), got {group!r}")
+        if int(group) and _BATCH.value % int(group):
+            raise ValueError(f"bn_group_sizes: {group} does not divide --batch_size={_BATCH.value}")
     results = []
     for round_ in range(1, _ROUNDS.value + 1):
         for name in _MODELS.value:
             for precision in _PRECISION.value:
-                batch = _IMAGENET_BATCH.value if name in ("imagenet50", "keras_resnet50") else _BATCH.value
-                specs = [f"{name}:{precision}:{batch}"]
+                if name in ("imagenet50", "keras_resnet50"):  # Groups are for the CIFAR batch.
+                    batch, groups = _IMAGENET_BATCH.value, ["0"]
+                else:
+                    batch, groups = _BATCH.value, _GROUPS.value
+                specs = [f"{name}:{precision}:{batch}:{group}" for group in groups]
                 if name == "imagenet50":  # The peer, right after, same batch and precision.
-                    specs.append(f"keras_resnet50:{precision}:{batch}")
+                    specs.append(f"keras_resnet50:{precision}:{batch}:0")
                 results += [dict(_one(spec), round=round_) for spec in specs]
+    peaks = {}
+    if not _gpu():  # A CPU has no vendor peak: its measured matmul rate is the reference.
+        peaks = {p: _one(f"matmul:{p}:0:0") for p in _PRECISION.value}
+        for row in results:
+            row["fraction_of_peak"] = row["achieved_tflops"] / peaks[row["precision"]]["tflops"]
+        print("attainable matmul rate (" + ", ".join(
+            f"{p if p != 'none' else 'float32'} {r['tflops']:.3f} TFLOP/s" for p, r in peaks.items())
+            + f", {_MATMUL.value}x{_MATMUL.value}): the 'of peak' reference")
+    summary = benchmarking.over_rounds(results)
+    results += list(peaks.values())
     if _ROUNDS.value > 1:
         print(f"medians over {_ROUNDS.value} alternating rounds")
-    print(table(benchmarking.over_rounds(results)))
+    print(table(summary))
     if _RECIPE_DATA.value:
-        overheads = [_one(f"recipe-{name}:{precision}:{_BATCH.value}")
-                     for name in _MODELS.value if name.startswith("cifar") for precision in _PRECISION.value]
+        overheads = [_one(f"recipe-{name}:{precision}:{_BATCH.value}:{group}")
+                     for name in _MODELS.value if name.startswith("cifar") for precision in _PRECISION.value
+                     for group in _GROUPS.value]
         print()
         print(overhead_table(overheads))
         results += overheads

@@ -1,6 +1,7 @@
 """Input-pipeline throughput: images/s of the CIFAR-10 and ImageNet training pipelines.
 
-    python -m tools.benchmark_input --data_dir=data/tfds [--imagenet_jpegs=../shared/data/imagenet-samples]
+    python -m tools.benchmark_input --data_dir=data/tfds [--imagenet_jpegs=../shared/data/imagenet-samples] \
+        [--out=input.json]
 
 CIFAR: the real prepared data (``--data_dir``), batches of 128, exactly what the
 recipe feeds. ImageNet: the training preprocessing (fused decode-and-crop,
@@ -24,8 +25,11 @@ from keras_resnet.data.imagenet import train_preprocess
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10 prepared.")
 _JPEGS = flags.DEFINE_string("imagenet_jpegs", None, "Folder of JPEGs; default: generated 500x375 images.")
-_BATCHES = flags.DEFINE_integer("batches", 200, "Timed CIFAR batches per repeat.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported.")
+_BATCHES = flags.DEFINE_integer("batches", 200, "Timed CIFAR batches per repeat.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported.", lower_bound=1)
+_IMAGENET_BATCHES = flags.DEFINE_integer("imagenet_batches", 20, "Timed ImageNet batches (of 32) per repeat.",
+                                         lower_bound=1)
+_OUT = flags.DEFINE_string("out", None, "Also write the rows as JSON here, with the CPU and the command.")
 
 
 def images_per_second(dataset: tf.data.Dataset, batches: int, batch_size: int, repeats: int) -> list[float]:
@@ -74,10 +78,19 @@ def main(argv):
     else:
         jpegs = generated_jpegs()
         label = "ImageNet train (generated 500x375 JPEGs, batch 32)"
-    rows.append((label, images_per_second(imagenet_dataset(jpegs, 32), 20, 32, _REPEATS.value)))
+    rows.append((label, images_per_second(imagenet_dataset(jpegs, 32), _IMAGENET_BATCHES.value, 32, _REPEATS.value)))
     print("| pipeline | images/s (median) | runs |\n| --- | ---: | --- |")
     for name, rates in rows:
         print(f"| {name} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |")
+    if _OUT.value:
+        import json
+        import sys
+
+        from keras_resnet.hardware import cpu_description
+        with open(_OUT.value, "w") as f:
+            json.dump({"command": "python -m tools.benchmark_input " + " ".join(sys.argv[1:]), "cpu": cpu_description(),
+                       "rows": [{"pipeline": name, "images_per_second_median": statistics.median(rates),
+                                 "images_per_second": rates} for name, rates in rows]}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Where a train step's time goes: TF profiler op times, summed by op type.
 
     python -m tools.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
-        [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--logdir=DIR] [--out=FILE]
+        [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--bn_group_size=0] [--logdir=DIR] [--out=FILE]
 
 Runs the recipes' train step (``benchmarking.synthetic_train_step``) under
 ``tf.profiler.experimental`` for ``--steps`` steps and prints a Markdown table of the
 time of each TF op type per step, summed over all threads (so it can exceed the wall time
 when ops run in parallel), largest first, with the share of the total and the count per step.
-``--fused_batch_norm=false`` builds stock Keras BN, to see what the fused layer saves.
+``--fused_batch_norm=false`` builds stock Keras BN, to see what the fused layer saves;
+``--bn_group_size=64`` profiles ghost BN over groups of 64 images (the CIFAR recipe's default).
 The trace stays in ``--logdir`` for TensorBoard's profile plugin.
 """
 
@@ -31,6 +32,8 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Profiled steps.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Unprofiled steps first (tracing, warm caches).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size (tests use small images).")
 _FUSED_BN = flags.DEFINE_bool("fused_batch_norm", True, "FusedBatchNormalization (true) or Keras BN.")
+_GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups of this many images (0: whole batch).",
+                               lower_bound=0)
 _LOGDIR = flags.DEFINE_string("logdir", None, "Keep the trace here (default: a temporary folder).")
 _OUT = flags.DEFINE_string("out", None, "Write the rows as JSON here.")
 _TOP = flags.DEFINE_integer("top", 20, "Rows to print.")
@@ -84,7 +87,8 @@ def main(argv):
     for name in ("steps", "batch_size"):
         if flags.FLAGS[name].value < 1:
             raise ValueError(f"{name} must be a positive integer, got {flags.FLAGS[name].value}")
-    model = benchmarking.build(_MODEL.value, _PRECISION.value, _IMAGE_SIZE.value, _FUSED_BN.value)
+    model = benchmarking.build(_MODEL.value, _PRECISION.value, _IMAGE_SIZE.value, _FUSED_BN.value,
+                               _GROUP.value or None)
     step, _ = benchmarking.synthetic_train_step(model, _PRECISION.value, _BATCH.value)
 
     def run(n):
@@ -101,6 +105,7 @@ def main(argv):
     paths = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
     rows = op_times(paths[-1], _STEPS.value)
     bn = "FusedBatchNormalization" if _FUSED_BN.value else "keras BatchNormalization"
+    bn += f" over groups of {_GROUP.value}" if _GROUP.value else ""
     print(f"{_MODEL.value}, batch {_BATCH.value}, precision {_PRECISION.value}, {bn}: "
           f"{wall_ms:.1f} ms per step (wall, while profiling); trace in {logdir}")
     print(table(rows, _TOP.value))

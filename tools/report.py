@@ -26,6 +26,7 @@ def figure7(runs, data_dir: str, images: int, path: str) -> list[str]:
     """Figure 7 from the finished CIFAR runs' exported models; returns the runs used."""
     import keras
 
+    from keras_resnet import tasks
     from keras_resnet.data import cifar10_eval_dataset, load_cifar10
 
     responses, used = {}, []
@@ -33,8 +34,12 @@ def figure7(runs, data_dir: str, images: int, path: str) -> list[str]:
         model_path = os.path.join(run.model_dir, "model.keras")
         if run.config.get("dataset") != "cifar10" or not os.path.exists(model_path):
             continue
-        test = load_cifar10("test", data_dir)
-        x = next(iter(cifar10_eval_dataset(test, images).take(1)))[0].numpy()
+        # The run's own held-out split, normalised with its own training split's statistics.
+        experiment = tasks.CifarExperiment(depth=run.config.get("depth", 20), protocol=run.config.get("protocol", "test"))
+        train_split, eval_split = experiment.splits
+        held_out = load_cifar10(eval_split, data_dir, train_split=train_split)
+        normalization = run.config.get("normalization", "pixel_mean")
+        x = next(iter(cifar10_eval_dataset(held_out, images, normalization).take(1)))[0].numpy()
         label = f"{reporting.run_label(run.config)} (seed {run.config.get('seed')})"
         stds = [s for _, s in reporting.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
@@ -49,15 +54,24 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
     os.makedirs(out, exist_ok=True)
     table, notes = reporting.cifar_table(runs)
     lines = [f"# Reproduction report for `{runs_root}`", "",
-             "Errors (%) at the final iteration of each run, never the best epoch. Runs shorter than the "
-             "paper's schedule are marked SHORT and not compared with the paper.", "",
+             "Errors (%) at the final iteration of each run, never the best epoch. One row per configuration "
+             "(every setting but the seed), finished runs only; the last column says how a row's recipe differs "
+             "from the paper's. Runs shorter than the paper's schedule are marked SHORT and not compared with "
+             "the paper; unfinished runs are listed below the table and never averaged or compared.", "",
              "## CIFAR-10 (Table 6)", "", table, ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]
-    imagenet = reporting.imagenet_table(runs)
-    if imagenet:
-        lines += ["## ImageNet (Tables 2-4)", "", imagenet, ""]
+    imagenet, imagenet_notes = reporting.imagenet_table(runs)
+    if imagenet or imagenet_notes:
+        lines += ["## ImageNet (Tables 2-4)", "", imagenet or "(no finished run)", ""]
+        lines += [f"- {n}" for n in imagenet_notes] + ([""] if imagenet_notes else [])
     cifar_runs = [r for r in runs if r.config.get("dataset") == "cifar10"]
+    if cifar_runs:
+        lines += ["## Time to accuracy", "",
+                  "Iterations and hours of training (summed over the logged intervals, so pauses between "
+                  "sessions do not count) until the test accuracy first reaches 90 % and 91 % "
+                  "(DAWNBench style; evaluated every `eval_every` iterations).", "",
+                  reporting.time_to_accuracy_table(cifar_runs), ""]
     if cifar_runs:
         reporting.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)")
         lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", ""]

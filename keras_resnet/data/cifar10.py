@@ -112,12 +112,16 @@ def prepare_cifar10(archive: str, data_dir: str) -> tfds.core.DatasetBuilder:
 @dataclasses.dataclass(frozen=True)
 class CifarData:
     """A split in memory: ``images`` uint8 (N, 32, 32, 3), ``labels`` int32 (N,),
-    and ``mean`` float32 (32, 32, 3), the per-pixel mean of the training split used."""
+    ``mean`` float32 (32, 32, 3), the per-pixel mean of the training split used, ``std`` the
+    per-channel std, and ``record`` (N,): each image's position in the original archive's
+    batch files (TFDS shuffles records when it prepares a dataset; a mask or a list over the
+    archive's order, such as ``test_exact_mask.npy``, is indexed with it)."""
 
     images: np.ndarray
     labels: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    record: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -136,12 +140,14 @@ def prepared_builder(name: str, data_dir: str | None, how_to_prepare: str) -> tf
     return tfds.builder(name, data_dir=root)
 
 
-def _read_split(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_split(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     builder = prepared_builder(
         "cifar10", data_dir,
         "python -m tools.prepare_cifar10 --archive=PATH/cifar-10-binary.tar.gz --data_dir={data_dir}")
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
-    return data["image"], data["label"].astype(np.int32)
+    # TFDS's ids are "train_00042" / "test_00042": the record's position in the archive.
+    record = np.array([int(i.decode().rsplit("_", 1)[1]) for i in data["id"]], np.int64)
+    return data["image"], data["label"].astype(np.int32), record
 
 
 def _mean_cache_path(builder_dir: str, split: str) -> str:
@@ -162,7 +168,7 @@ def pixel_statistics(split: str, data_dir: str | None,
         with np.load(path) as cached:
             return cached["mean"], cached["std"]
     if images is None:  # ``images`` may be passed when the caller already read ``split``.
-        images, _ = _read_split(split, data_dir)
+        images, _, _ = _read_split(split, data_dir)
     pixels = images.astype(np.float64)
     mean = pixels.mean(axis=0).astype(np.float32)
     std = pixels.reshape(-1, 3).std(axis=0).astype(np.float32)
@@ -177,13 +183,13 @@ def load_cifar10(split: str, data_dir: str | None = None, train_split: str = "tr
     """Loads ``split`` into memory, with the statistics of ``train_split``.
 
     Args:
-        split: TFDS split, e.g. ``"train"``, ``"test"``, ``"train[:45000]"``.
+        split: TFDS split, e.g. ``"train"``, ``"test"``, ``"train[:90%]"``.
         data_dir: TFDS data directory (``None``: ``TFDS_DATA_DIR`` or the default).
         train_split: The training split whose per-pixel mean is subtracted.
     """
-    images, labels = _read_split(split, data_dir)
+    images, labels, record = _read_split(split, data_dir)
     mean, std = pixel_statistics(train_split, data_dir, images if split == train_split else None)
-    return CifarData(images=images, labels=labels, mean=mean, std=std)
+    return CifarData(images=images, labels=labels, mean=mean, std=std, record=record)
 
 
 def _normalize(images: tf.Tensor, data: CifarData, normalization: str) -> tf.Tensor:
@@ -194,7 +200,7 @@ def _normalize(images: tf.Tensor, data: CifarData, normalization: str) -> tf.Ten
     return (x - data.mean.reshape(-1, 3).mean(axis=0)) / data.std
 
 
-def _check_normalization(normalization: str) -> None:
+def check_normalization(normalization: str) -> None:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
@@ -255,7 +261,7 @@ def cifar10_train_dataset(
         augment: Pad-crop-flip (section 4.2); ``False`` streams plain images.
         normalization: ``"pixel_mean"`` (paper) or ``"channel_mean_std"``.
     """
-    _check_normalization(normalization)
+    check_normalization(normalization)
     pipelines, pipeline_id, per_replica = 1, 0, global_batch_size
     if input_context is not None:
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -285,7 +291,7 @@ def cifar10_train_dataset(
 def cifar10_eval_dataset(data: CifarData, batch_size: int, normalization: str = "pixel_mean") -> tf.data.Dataset:
     """Every image once, in order, un-augmented (section 4.2: "the single view
     of the original 32x32 image"); the last batch may be smaller."""
-    _check_normalization(normalization)
+    check_normalization(normalization)
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels)).batch(batch_size)
     ds = ds.map(lambda x, y: (_normalize(x, data, normalization), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -515,22 +515,13 @@ def train(config: TrainConfig, task: Task, model_dir: str,
 
     trace_graph = chief and start == 0
     end = config.train_steps if stop_after is None else min(config.train_steps, stop_after)
-    with _stop_on_signals(stop), recursion_limit_for(len(model.layers) // 6):
-        step = start
+    step = start
+    with _stop_on_signals(stop), recursion_limit_for(len(model.layers) // 6), \
+            _reporting_lost_workers(lambda: step, chief_manager):
         while step < end:
             if trace_graph:
                 tf.summary.trace_on(graph=True)
-            try:
-                _, wrong = train_step(iterator)
-            except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped.
-                # TF names the lost task in some of these errors but not all (it depends on which
-                # collective noticed first), so the message names it when it can.
-                task = re.search(r"/job:\w+/replica:\d+/task:\d+", e.message or str(e))
-                lost = f"worker {task.group(0)}" if task else "a peer worker"
-                raise WorkerLostError(
-                    f"{lost} stopped during step {step + 1}; the last checkpoint "
-                    f"({chief_manager.latest_checkpoint or 'none'}) is kept: restart every worker with the same "
-                    "command to resume") from e
+            _, wrong = train_step(iterator)
             step += 1
             if trace_graph:
                 with summaries.writers["train"].as_default():
@@ -569,12 +560,30 @@ def train(config: TrainConfig, task: Task, model_dir: str,
 
 
 @contextlib.contextmanager
+def _reporting_lost_workers(current_step: Callable[[], int], manager: tf.train.CheckpointManager):
+    """MultiWorkerMirroredStrategy: a peer that stops breaks the next collective (a train step,
+    the BN sync of an evaluation or checkpoint) with ``UnavailableError``; turns it into
+    ``WorkerLostError`` naming the lost task when TF does (it does in some of these errors, not all)."""
+    try:
+        yield
+    except tf.errors.UnavailableError as e:
+        task = re.search(r"/job:\w+/replica:\d+/task:\d+", e.message or str(e))
+        lost = f"worker {task.group(0)}" if task else "a peer worker"
+        raise WorkerLostError(
+            f"{lost} stopped after step {current_step()}; the last checkpoint "
+            f"({manager.latest_checkpoint or 'none'}) is kept: restart every worker with the same "
+            "command to resume") from e
+
+
+@contextlib.contextmanager
 def _reporting_write_errors(what: str, manager: tf.train.CheckpointManager, ckpt_dir: str | None = None,
                             step: int | None = None):
     """Turns a failed write (full disk, quota, permissions) into ``CheckpointWriteError``
     naming the checkpoint that is kept, after removing this write's partial files."""
     try:
         yield
+    except tf.errors.UnavailableError:  # A lost peer, not a write error: _reporting_lost_workers.
+        raise
     except (tf.errors.OpError, OSError) as e:
         if ckpt_dir is not None:  # The shards of an unfinished write: never picked, but they hold space.
             for partial in tf.io.gfile.glob(os.path.join(ckpt_dir, f"ckpt-{step}_temp*")):

@@ -310,6 +310,23 @@ def test_a_failed_final_model_write_names_the_checkpoint_that_is_kept(tmp_path):
     assert not (tmp_path / "stats.json").exists()
 
 
+def test_a_peer_lost_outside_a_train_step_is_reported_as_a_lost_worker(tmp_path, monkeypatch):
+    # Multi-worker: a stopped peer can first break the BN sync of a checkpoint, not a train step.
+    calls = []
+
+    def sync(model, strategy):
+        calls.append(1)
+        if len(calls) == 2:
+            raise tf.errors.UnavailableError(None, None, "recvmsg:Connection reset by peer")
+
+    monkeypatch.setattr(training.distribute, "sync_batch_norm_statistics", sync)
+    config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
+    with pytest.raises(training.WorkerLostError,
+                       match=r"^a peer worker stopped after step \d; the last checkpoint \(.*ckpt-2\) is kept"):
+        training.train(config, tiny_task(), str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
     with pytest.raises(training.NonFiniteLossError, match="loss or gradients became NaN/Inf at step 3"):

@@ -6,8 +6,11 @@ that), so that the peak host memory it reports belongs to that configuration alo
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -207,3 +210,19 @@ def comparison_table(ours: list[dict], theirs: list[dict], peer: str) -> str:
     y = statistics.median(r["train_images_per_second"] for r in theirs)
     rows.append(f"| median | {x:.1f} | {y:.1f} | {x / y:.2f}x |")
     return "\n".join(rows)
+
+
+def write_record(path: str, tool: str, results) -> None:
+    """Writes a benchmark's results as JSON with what a reader needs to trust or redo them: the
+    command (``python -m <tool>`` and its flags), the UTC date, the machine (CPU model and ISA
+    flags from ``/proc/cpuinfo``, core count, oneDNN setting, TF and Keras versions)."""
+    record = {
+        "command": " ".join(["python", "-m", tool, *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpu": cpu_description(), "cpu_count": os.cpu_count(),
+                    "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "results": results,
+    }
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)

@@ -21,7 +21,11 @@ def test_benchmark_emits_table_and_json_for_ours_and_keras_applications(tmp_path
          "--batch_size=4", "--imagenet_batch_size=2", "--image_size=64", "--steps=1", "--warmup=1",
          f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    results = json.loads(out.read_text())
+    from keras_resnet.hardware import cpu_description
+    record = json.loads(out.read_text())
+    assert record["command"].startswith("python -m tools.benchmark --models=cifar20,imagenet50")
+    assert record["machine"]["cpu"] == cpu_description() and record["machine"]["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    results = record["results"]
     assert [r["model"] for r in results] == ["cifar20", "imagenet50", "keras_resnet50", "matmul"]
     matmul = results.pop()
     assert matmul["precision"] == "none" and matmul["tflops"] > 0  # This CPU's attainable rate.
@@ -59,7 +63,7 @@ def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuratio
          "--image_size=8", "--steps=1", "--warmup=1", "--rounds=2", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [(r["model"], r.get("round")) for r in json.loads(out.read_text())] == [
+    assert [(r["model"], r.get("round")) for r in json.loads(out.read_text())["results"]] == [
         ("cifar20", 1), ("cifar20", 2), ("matmul", None)]
     assert "medians over 2 alternating rounds" in result.stdout
     assert len([l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
@@ -72,7 +76,7 @@ def test_benchmark_measures_standard_and_grouped_bn_side_by_side(tmp_path):
          "--image_size=8", "--steps=1", "--warmup=1", "--bn_group_sizes=0,2", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [r.get("bn_group_size") for r in json.loads(out.read_text())] == [None, 2, None]  # The last: matmul.
+    assert [r.get("bn_group_size") for r in json.loads(out.read_text())["results"]] == [None, 2, None]  # The last: matmul.
     rows = [l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]
     assert [r.split("|")[4].strip() for r in rows] == ["-", "2"]
 
@@ -104,7 +108,7 @@ def test_benchmark_times_the_recipe_loop_against_the_bare_step(tiny_cifar, tmp_p
          "--steps=2", "--warmup=1", f"--recipe_data_dir={data_dir}", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    overhead = json.loads(out.read_text())[-1]
+    overhead = json.loads(out.read_text())["results"][-1]
     assert overhead["model"] == "cifar20" and overhead["timed_steps"] == 2
     assert overhead["recipe_images_per_second"] > 0 and overhead["bare_images_per_second"] > 0
     assert abs(overhead["overhead"] - (1 - overhead["recipe_images_per_second"] / overhead["bare_images_per_second"])) < 1e-9
@@ -132,7 +136,7 @@ def test_conv_benchmark_times_three_kernels_in_both_dtypes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tools.benchmark_conv", "--batch_size=2", "--repeats=1",
                              f"--out={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    results = json.loads(out.read_text())
+    results = json.loads(out.read_text())["results"]
     assert [(r["size"], r["dtype"]) for r in results] == [
         (32, "float32"), (32, "bfloat16"), (16, "float32"), (16, "bfloat16"), (8, "float32"), (8, "bfloat16")]
     assert all(r[k] > 0 for r in results for k in ("forward_ms", "input_gradient_ms", "filter_gradient_ms"))

@@ -167,8 +167,7 @@ def main(argv):
         print(overhead_table(overheads))
         results += overheads
     if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump(results, f, indent=2)
+        benchmarking.write_record(_OUT.value, "tools.benchmark", results)
 
 
 if __name__ == "__main__":

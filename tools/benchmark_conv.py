@@ -11,7 +11,6 @@ native only with avx512_bf16 or amx_bf16.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
@@ -74,8 +73,8 @@ def main(argv):
     print(f"{cpu_description()}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
     print(table(results))
     if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump(results, f, indent=2)
+        from keras_resnet.benchmarking import write_record
+        write_record(_OUT.value, "tools.benchmark_conv", results)
 
 
 if __name__ == "__main__":

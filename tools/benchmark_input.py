@@ -83,15 +83,10 @@ def main(argv):
     for name, rates in rows:
         print(f"| {name} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |")
     if _OUT.value:
-        import json
-        import sys
-
-        from keras_resnet.hardware import cpu_description
-        with open(_OUT.value, "w") as f:
-            json.dump({"command": "python -m tools.benchmark_input " + " ".join(sys.argv[1:]), "cpu": cpu_description(),
-                       "rows": [{"pipeline": name, "images_per_second_median": statistics.median(rates),
-                                 "images_per_second": rates} for name, rates in rows]}, f, indent=2)
-
+        from keras_resnet.benchmarking import write_record
+        write_record(_OUT.value, "tools.benchmark_input",
+                     [{"pipeline": name, "images_per_second_median": statistics.median(rates),
+                       "images_per_second": rates} for name, rates in rows])
 
 if __name__ == "__main__":
     cli.run(main)

@@ -53,15 +53,15 @@ def main(argv):
     ours, theirs = [], []
     for _ in range(_ROUNDS.value):
         ours.append(_json_line([sys.executable, "-m", "tools.benchmark", "--jit_compile=off",
-                                f"--single=cifar{_DEPTH.value}:none:{_BATCH.value}", *common], "ours"))
+                                f"--single=cifar{_DEPTH.value}:none:{_BATCH.value}:0", *common], "ours"))
         theirs.append(_json_line([_TORCH_PYTHON.value, _TORCH_SCRIPT, f"--depth={_DEPTH.value}",
                                   f"--batch_size={_BATCH.value}", *common], "PyTorch"))
     print(f"ResNet-{_DEPTH.value}, batch {_BATCH.value}, float32, {ours[0]['device']}, {theirs[0]['framework']} "
           f"({theirs[0]['threads']} threads)")
     print(comparison_table(ours, theirs, "PyTorch"))
     if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump({"ours": ours, "pytorch": theirs}, f, indent=2)
+        from keras_resnet.benchmarking import write_record
+        write_record(_OUT.value, "tools.compare_pytorch", {"ours": ours, "pytorch": theirs})
 
 
 if __name__ == "__main__":

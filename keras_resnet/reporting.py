@@ -111,7 +111,7 @@ def summarize(values: list[float]) -> dict:
 
 
 # Not part of what a row compares: the seed varies within a row, the rest is bookkeeping.
-_NOT_COMPARED = frozenset({"seed", "command"})
+_NOT_COMPARED = frozenset({"seed", "command", "eval_subset_mask"})  # Not what is trained.
 # Identify the net rather than the recipe: never reported as deviations.
 _IDENTITY = ("dataset", "depth", "residual")
 
@@ -235,6 +235,16 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
         rows.append(f"| {run_label(config)} | {paper} | {s['mean']:.2f} +- {s['std']:.2f} | {s['n']} | "
                     f"{s['best']:.2f} | {delta} | {', '.join(f'{d:,}' for d in done)} | "
                     f"{'; '.join(differs) or 'none'} |")
+        subset = [r.final(f"{r.eval_split}_subset") for r in members]
+        if all(v is not None for v in subset):  # --eval_subset_mask: e.g. the pixel-exact test images.
+            s, mask = summarize(subset), os.path.basename(config.get("eval_subset_mask") or "the subset mask")
+            paper, delta = _paper_cells(config.get("depth"), s, comparable)
+            if not config.get("residual", True) or config.get("shortcut") != "A":
+                paper = "-"
+            rows.append(f"| {run_label(config)}, `{members[0].eval_split}_subset` images only | {paper} | "
+                        f"{s['mean']:.2f} +- {s['std']:.2f} | {s['n']} | {s['best']:.2f} | {delta} | "
+                        f"{', '.join(f'{d:,}' for d in done)} | "
+                        f"{'; '.join(differs + [f'only the images of {mask}'])} |")
     return "\n".join(rows), notes
 
 

@@ -223,3 +223,17 @@ def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     assert [c[1] for c in cells] == ["test", "test_subset"]
     assert cells[0][2] == "not reached" and cells[1][2:6] == ["64,000", "0.03 h", "64,000", "0.03 h"]
+
+
+def test_a_run_evaluated_on_a_subset_gets_a_second_table6_row_for_those_images(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 16.5],
+                      eval_subset_mask="/data/cifar10/test_exact_mask.npy")
+    writer = tf.summary.create_file_writer(os.path.join(folder, "test_subset"))
+    with writer.as_default():
+        tf.summary.scalar("error", 12.0, step=32_000)
+        tf.summary.scalar("error", 8.5, step=64_000)
+    writer.close()
+    (full, subset), _ = table_rows(tmp_path)
+    assert full[:3] == ["ResNet-20", "8.75", "16.50 +- 0.00"] and full[7] == "none"
+    assert subset[:3] == ["ResNet-20, `test_subset` images only", "8.75", "8.50 +- 0.00"]
+    assert subset[5] == "-0.25" and subset[7] == "only the images of test_exact_mask.npy"

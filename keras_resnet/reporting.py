@@ -364,7 +364,8 @@ def layer_response_std(model, images, batch_size: int = 250) -> list[tuple[str, 
     import numpy as np
 
     names = response_layers(model)
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # As the model was built.
+    probe = keras.Model(inputs, [model.get_layer(n).output for n in names])
     total = np.zeros(len(names))
     squares = np.zeros(len(names))
     count = np.zeros(len(names))

@@ -152,7 +152,7 @@ def test_figure7_response_std_matches_numpy():
     images = np.random.default_rng(0).normal(size=(7, 32, 32, 3)).astype("float32")
     stds = dict(reporting.layer_response_std(model, images, batch_size=3))
     for name in ("conv1_bn", "conv3_1_2_bn"):
-        out = keras.Model(model.inputs, model.get_layer(name).output)(images, training=False)
+        out = keras.Model(model.inputs[0], model.get_layer(name).output)(images, training=False)
         assert stds[name] == pytest.approx(float(np.std(np.asarray(out, np.float64))), rel=1e-5)
 
 

@@ -83,8 +83,15 @@ def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_p
         tf.summary.trace_export("step", step=1)
         tf.summary.scalar("error", 40.0, step=2)
     writer.close()
+    root_writer = tf.summary.create_file_writer(str(run))  # The HPARAMS session, as the trainer writes it.
+    with root_writer.as_default():
+        hp.hparams({"depth": 20})
+    root_writer.close()
     result = tool("slim_run", f"--src={run}", f"--dst={tmp_path / 'slim'}")
     assert result.returncode == 0, result.stderr[-2000:]
+    (root_events,) = [p for p in (tmp_path / "slim").iterdir() if p.name.startswith("events.out.tfevents")]
+    assert "hparams" in {v.metadata.plugin_data.plugin_name
+                         for e in tf.compat.v1.train.summary_iterator(str(root_events)) for v in e.summary.value}
     assert read_scalars(str(tmp_path / "slim" / "train")) == read_scalars(str(run / "train"))
     (original,), (slim,) = ([tf.compat.v1.train.summary_iterator(str(p)) for p in sorted((d / "train").iterdir())]
                             for d in (run, tmp_path / "slim"))

@@ -3,7 +3,8 @@
     python -m tools.slim_run --src=runs/cifar10/resnet20-seed0 --dst=docs/results/x/resnet20-seed0
 
 Copies ``config.json``, ``stats.json`` and ``final_eval.json`` if present, and every TensorBoard
-event file of ``train/``, ``test/``, ``validation/`` (and their ``*_subset/``) with only its scalar and hparams events
+event file of the run folder itself (its HPARAMS session), ``train/``, ``test/``, ``validation/`` (and their
+``*_subset/``) with only its scalar and hparams events
 (wall times and steps kept, the step graph dropped: 8 MB for ResNet-110). Checkpoints and models are
 left out. ``tools.report`` reads the copy as it reads the run.
 """
@@ -37,7 +38,7 @@ def slim_copy(src: str, dst: str) -> list[str]:
             written.append(os.path.join(dst, name))
     from keras_resnet.reporting import SPLITS
 
-    for split in SPLITS:
+    for split in ("", *SPLITS):  # "": the model_dir's own events (the HPARAMS session).
         folder = os.path.join(src, split)
         if not os.path.isdir(folder):
             continue

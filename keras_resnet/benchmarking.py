@@ -109,9 +109,11 @@ def synthetic_train_step(model: keras.Model, precision: str, batch_size: int,
 
 def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compile: bool = False,
             steps: int = 10, warmup: int = 3, image_size: int | None = None,
-            peak_tflops: float | None = None, bn_group_size: int | None = None) -> dict:
-    """Median training and inference images/s, peak memory and achieved FLOP/s of one net."""
-    model = build(name, precision, image_size, bn_group_size=bn_group_size)
+            peak_tflops: float | None = None, bn_group_size: int | None = None,
+            fused_batch_norm: bool = True) -> dict:
+    """Median training and inference images/s, peak memory and achieved FLOP/s of one net
+    (``fused_batch_norm=False``: our nets with stock Keras BN, to measure what the fused one gains)."""
+    model = build(name, precision, image_size, fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size)
     step, images = synthetic_train_step(model, precision, batch_size, jit_compile)
 
     def timed(fn, n):
@@ -137,7 +139,8 @@ def measure(name: str, precision: str = "none", batch_size: int = 128, jit_compi
     gpu_peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpus else None
     return {
         "model": name, "precision": precision, "batch_size": batch_size, "jit_compile": jit_compile,
-        "bn_group_size": bn_group_size, "device": device, "train_images_per_second": train_ips,
+        "bn_group_size": bn_group_size, "fused_batch_norm": fused_batch_norm and name != "keras_resnet50",
+        "device": device, "train_images_per_second": train_ips,
         "inference_images_per_second": batch_size / statistics.median(infer_times),
         "train_step_seconds_median": statistics.median(train_times), "timed_steps": steps,
         "train_images_per_second_mean": batch_size * len(train_times) / sum(train_times),
@@ -186,7 +189,8 @@ def over_rounds(results: list[dict]) -> list[dict]:
     """One row per configuration: medians of the speeds over its rounds, maxima of the memory."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        key = (r["model"], r["precision"], r["batch_size"], r["jit_compile"], r.get("bn_group_size"))
+        key = (r["model"], r["precision"], r["batch_size"], r["jit_compile"], r.get("bn_group_size"),
+               r.get("fused_batch_norm"))
         groups.setdefault(key, []).append(r)
     rows = []
     for runs in groups.values():

@@ -9,7 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"model", "precision", "batch_size", "jit_compile", "device", "train_images_per_second",
           "inference_images_per_second", "train_step_seconds_median", "timed_steps", "peak_host_rss_mib",
           "peak_gpu_mib", "achieved_tflops", "fraction_of_peak", "train_images_per_second_mean", "round",
-          "bn_group_size"}
+          "bn_group_size", "fused_batch_norm"}
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
@@ -56,29 +56,36 @@ def test_rounds_are_summarised_by_median_speed_and_maximum_memory():
     assert ours["peak_host_rss_mib"] == 30 and ours["fraction_of_peak"] is None and "round" not in ours
 
 
-def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuration(tmp_path):
+def tiny_benchmark(tmp_path, *flags):
+    """tools.benchmark on ResNet-20 at 8x8 pixels, one step: (stdout, results recorded in --out)."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=2",
-         "--image_size=8", "--steps=1", "--warmup=1", "--rounds=2", f"--out={out}"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--image_size=8",
+         "--steps=1", "--warmup=1", f"--out={out}", *flags], cwd=ROOT, env=ENV, capture_output=True, text=True,
+        timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [(r["model"], r.get("round")) for r in json.loads(out.read_text())["results"]] == [
-        ("cifar20", 1), ("cifar20", 2), ("matmul", None)]
-    assert "medians over 2 alternating rounds" in result.stdout
-    assert len([l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
+    return result.stdout, json.loads(out.read_text())["results"]
+
+
+def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuration(tmp_path):
+    stdout, results = tiny_benchmark(tmp_path, "--batch_size=2", "--rounds=2")
+    assert [(r["model"], r.get("round")) for r in results] == [("cifar20", 1), ("cifar20", 2), ("matmul", None)]
+    assert "medians over 2 alternating rounds" in stdout
+    assert len([l for l in stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
 
 
 def test_benchmark_measures_standard_and_grouped_bn_side_by_side(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=4",
-         "--image_size=8", "--steps=1", "--warmup=1", "--bn_group_sizes=0,2", f"--out={out}"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert [r.get("bn_group_size") for r in json.loads(out.read_text())["results"]] == [None, 2, None]  # The last: matmul.
-    rows = [l for l in result.stdout.splitlines() if l.startswith("| cifar20 |")]
-    assert [r.split("|")[4].strip() for r in rows] == ["-", "2"]
+    stdout, results = tiny_benchmark(tmp_path, "--batch_size=4", "--bn_group_sizes=0,2")
+    assert [r.get("bn_group_size") for r in results] == [None, 2, None]  # The last: matmul.
+    rows = [l for l in stdout.splitlines() if l.startswith("| cifar20 |")]
+    assert [r.split("|")[5].strip() for r in rows] == ["-", "2"]
+
+
+def test_benchmark_measures_the_fused_and_the_stock_keras_bn_side_by_side(tmp_path):
+    stdout, results = tiny_benchmark(tmp_path, "--batch_size=4", "--batch_norm=fused,keras")
+    assert [r.get("fused_batch_norm") for r in results] == [True, False, None]  # The last: matmul.
+    rows = [l for l in stdout.splitlines() if l.startswith("| cifar20 |")]
+    assert [r.split("|")[4].strip() for r in rows] == ["fused", "Keras"]
 
 
 def test_benchmark_rejects_a_bn_group_that_does_not_divide_the_batch():

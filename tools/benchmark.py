@@ -40,10 +40,13 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Override the input size 
 _PEAK = flags.DEFINE_float("peak_tflops", None, "Device peak TFLOP/s, for devices not in the built-in table.")
 _GROUPS = flags.DEFINE_list("bn_group_sizes", ["0"], "BN group sizes of our nets (0: the whole batch; "
                             "the CIFAR recipe trains with 64).")
+_BN = flags.DEFINE_list("batch_norm", ["fused"], "BN kernel of our nets: fused (FusedBatchNormV3, the builders' "
+                        "default) and/or keras (stock Keras BatchNormalization).")
 _OUT = flags.DEFINE_string("out", None, "Write the results as JSON here.")
 _RECIPE_DATA = flags.DEFINE_string("recipe_data_dir", None, "With a prepared CIFAR-10 here, also compare the "
                                    "CIFAR recipe's loop (input, logging) with the bare step.")
-_SINGLE = flags.DEFINE_string("single", None, "Internal: measure one 'model:precision:batch:group' and print JSON.")
+_SINGLE = flags.DEFINE_string("single", None, "Internal: measure one 'model:precision:batch:group[:fused|keras]' "
+                              "and print JSON.")
 _MATMUL = flags.DEFINE_integer("matmul_size", 2048, "Size of the square matmuls that measure a CPU's attainable "
                                "rate (the 'of peak' reference on CPUs).", lower_bound=1)
 
@@ -76,17 +79,20 @@ def _one(spec: str) -> dict:
 
 def table(results: list[dict]) -> str:
     """Markdown, one row per configuration (``benchmarking.over_rounds`` rows)."""
-    rows = ["| model | precision | batch | BN group | XLA | train img/s | inference img/s | peak host MiB "
+    rows = ["| model | precision | batch | BN | BN group | XLA | train img/s | inference img/s | peak host MiB "
             "| peak GPU MiB | TFLOP/s | of peak | ours / keras.applications |",
-            "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    ours = {(r["precision"], r["batch_size"]): r for r in results if r["model"] == "imagenet50"}
+            "| --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    ours = {(r["precision"], r["batch_size"]): r for r in results
+            if r["model"] == "imagenet50" and r.get("fused_batch_norm", True)}
     for r in results:
         ratio = ""
         if r["model"] == "keras_resnet50" and (r["precision"], r["batch_size"]) in ours:
             ratio = f"{ours[(r['precision'], r['batch_size'])]['train_images_per_second'] / r['train_images_per_second']:.2f}x"
         fmt = lambda v, f: "-" if v is None else format(v, f)
         group = r.get("bn_group_size") or "-"
-        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {group} | {'on' if r['jit_compile'] else 'off'} | "
+        bn = "fused" if r.get("fused_batch_norm", True) else "Keras"
+        rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {bn} | {group} | "
+                    f"{'on' if r['jit_compile'] else 'off'} | "
                     f"{r['train_images_per_second']:.1f} | {r['inference_images_per_second']:.1f} | "
                     f"{r['peak_host_rss_mib']:.0f} | {fmt(r['peak_gpu_mib'], '.0f')} | "
                     f"{r['achieved_tflops']:.3f} | {fmt(r['fraction_of_peak'], '.1%')} | {ratio} |")
@@ -107,8 +113,8 @@ def main(argv):
     del argv
     from keras_resnet import benchmarking
     if _SINGLE.value:
-        name, precision, batch, group = _SINGLE.value.split(":")
-        group = int(group) or None
+        name, precision, batch, group, *kernel = _SINGLE.value.split(":")
+        group, fused = int(group) or None, kernel != ["keras"]
         if name == "matmul":
             print(json.dumps(benchmarking.matmul_tflops(precision, _MATMUL.value)))
             return
@@ -117,7 +123,7 @@ def main(argv):
                                                          int(batch), _STEPS.value, group)))
             return
         print(json.dumps(benchmarking.measure(name, precision, int(batch), _jit(), _STEPS.value, _WARMUP.value,
-                                              _IMAGE_SIZE.value, _PEAK.value, group)))
+                                              _IMAGE_SIZE.value, _PEAK.value, group, fused)))
         return
     for name in _MODELS.value:
         if name not in benchmarking.MODELS:
@@ -129,6 +135,9 @@ def main(argv):
             raise ValueError(f"precision must be among none, bfloat16, float16, got {precision!r}")
     if _ROUNDS.value < 1:
         raise ValueError(f"rounds must be a positive integer, got {_ROUNDS.value}")
+    for kernel in _BN.value:
+        if kernel not in ("fused", "keras"):
+            raise ValueError(f"batch_norm must be fused and/or keras, got {kernel!r}")
     for group in _GROUPS.value:
         if not group.isdigit():
             raise ValueError(f"bn_group_sizes must be integers >= 0 (0: the whole batch), got {group!r}")
@@ -142,7 +151,7 @@ def main(argv):
                     batch, groups = _IMAGENET_BATCH.value, ["0"]
                 else:
                     batch, groups = _BATCH.value, _GROUPS.value
-                specs = [f"{name}:{precision}:{batch}:{group}" for group in groups]
+                specs = [f"{name}:{precision}:{batch}:{group}:{kernel}" for group in groups for kernel in _BN.value]
                 if name == "imagenet50":  # The peer, right after, same batch and precision.
                     specs.append(f"keras_resnet50:{precision}:{batch}:0")
                 results += [dict(_one(spec), round=round_) for spec in specs]

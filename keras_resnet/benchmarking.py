@@ -66,7 +66,7 @@ def _device_peak(precision: str, peak_tflops: float | None) -> tuple[str, float 
     return name, None
 
 
-def matmul_tflops(precision: str = "none", size: int = 2048, repeats: int = 10) -> dict:
+def matmul_tflops(precision: str = "none", size: int = 2048, repeats: int = 30) -> dict:
     """The machine's attainable dense-matmul rate: median TFLOP/s of ``size`` x ``size`` products.
 
     ``precision`` ``"none"`` multiplies float32 matrices, ``"bfloat16"``/``"float16"`` matrices of
@@ -183,10 +183,15 @@ def measure_recipe(depth: int, data_dir: str, precision: str = "none", batch_siz
 _MEDIANS = ("train_images_per_second", "inference_images_per_second", "train_step_seconds_median",
             "train_images_per_second_mean", "achieved_tflops", "fraction_of_peak")
 _MAXIMA = ("peak_host_rss_mib", "peak_gpu_mib")
+_RANGES = ("train_images_per_second", "fraction_of_peak")
 
 
 def over_rounds(results: list[dict]) -> list[dict]:
-    """One row per configuration: medians of the speeds over its rounds, maxima of the memory."""
+    """One row per configuration: medians of the speeds over its rounds, maxima of the memory.
+
+    Rows of more than one round also carry ``<key>_range``, the (lowest, highest) round, for the
+    training speed and the share of peak.
+    """
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         key = (r["model"], r["precision"], r["batch_size"], r["jit_compile"], r.get("bn_group_size"),
@@ -200,6 +205,8 @@ def over_rounds(results: list[dict]) -> list[dict]:
             values = [r[key] for r in runs if r[key] is not None]
             if values:
                 row[key] = statistics.median(values) if key in _MEDIANS else max(values)
+                if key in _RANGES and len(values) > 1:
+                    row[f"{key}_range"] = (min(values), max(values))
         rows.append(row)
     return rows
 

@@ -21,9 +21,11 @@ def _field(cpuinfo: str, name: str) -> str | None:
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
-    """``"<model name> (<isa flags>)"``, e.g. ``"AMD EPYC 7B13 (avx2)"``.
+    """``"<model name>[, CPU family F model M] (<isa flags>)"``, e.g. ``"AMD EPYC 7B13 (avx2)"``.
 
-    bfloat16 arithmetic is native only with avx512_bf16 or amx_bf16; without them
+    The family and model numbers name the generation where a virtual machine hides the model
+    number (``"AMD EPYC, CPU family 26 model 2 (...)"``: family 26 is AMD's Zen 5; 25 is Zen 3 or
+    Zen 4 by model). bfloat16 arithmetic is native only with avx512_bf16 or amx_bf16; without them
     TF's CPU kernels emulate it and mixed_bfloat16 trains slower than float32.
     """
     cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
@@ -31,7 +33,11 @@ def cpu_description(cpuinfo: str | None = None) -> str:
         import platform
         return platform.processor() or "CPU"
     flags = (_field(cpuinfo, "flags") or "").split()
-    return f"{_field(cpuinfo, 'model name') or 'CPU'} ({', '.join(f for f in ISA_FLAGS if f in flags) or 'no AVX2'})"
+    name = _field(cpuinfo, "model name") or "CPU"
+    family, model = _field(cpuinfo, "cpu family"), _field(cpuinfo, "model\t") or _field(cpuinfo, "model ")
+    if family and model and model.isdigit():
+        name += f", CPU family {family} model {model}"
+    return f"{name} ({', '.join(f for f in ISA_FLAGS if f in flags) or 'no AVX2'})"
 
 
 def emulated_bfloat16_warning(cpuinfo: str | None = None) -> str | None:

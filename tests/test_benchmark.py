@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"model", "precision", "batch_size", "jit_compile", "device", "train_images_per_second",
@@ -54,6 +57,7 @@ def test_rounds_are_summarised_by_median_speed_and_maximum_memory():
     assert (ours["model"], ours["rounds"], peer["rounds"]) == ("imagenet50", 3, 1)
     assert ours["train_images_per_second"] == 3.5 and ours["inference_images_per_second"] == 7.0
     assert ours["peak_host_rss_mib"] == 30 and ours["fraction_of_peak"] is None and "round" not in ours
+    assert ours["train_images_per_second_range"] == (3.0, 4.0) and "train_images_per_second_range" not in peer
 
 
 def tiny_benchmark(tmp_path, *flags):
@@ -67,11 +71,29 @@ def tiny_benchmark(tmp_path, *flags):
     return result.stdout, json.loads(out.read_text())["results"]
 
 
-def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuration(tmp_path):
-    stdout, results = tiny_benchmark(tmp_path, "--batch_size=2", "--rounds=2")
-    assert [(r["model"], r.get("round")) for r in results] == [("cifar20", 1), ("cifar20", 2), ("matmul", None)]
+@pytest.fixture(scope="module")
+def two_rounds(tmp_path_factory):
+    """(stdout, results) of a two-round tiny benchmark, shared by the tests of rounds."""
+    return tiny_benchmark(tmp_path_factory.mktemp("rounds"), "--batch_size=2", "--rounds=2")
+
+
+def test_benchmark_rounds_alternate_and_the_table_gives_one_row_per_configuration(two_rounds):
+    stdout, results = two_rounds
+    assert [(r["model"], r.get("round")) for r in results] == [("cifar20", 1), ("cifar20", 2), ("matmul", 1),
+                                                                 ("matmul", 2)]
     assert "medians over 2 alternating rounds" in stdout
-    assert len([l for l in stdout.splitlines() if l.startswith("| cifar20 |")]) == 1
+    rows = [l for l in stdout.splitlines() if l.startswith("| cifar20 |")]
+    assert len(rows) == 1
+    assert re.search(r"\| [\d.]+% \([\d.]+%-[\d.]+%\) \|", rows[0])  # Median share, lowest-highest round.
+
+
+def test_each_round_is_compared_with_the_matmul_rate_measured_in_that_round(two_rounds):
+    stdout, results = two_rounds
+    nets, references = results[:2], {r["round"]: r["tflops"] for r in results[2:]}
+    for net in nets:
+        assert net["fraction_of_peak"] == net["achieved_tflops"] / references[net["round"]]
+    assert [l.startswith(f"round {i}: attainable matmul rate") for i, l in enumerate(
+        (l for l in stdout.splitlines() if "attainable matmul rate" in l), 1)] == [True, True]
 
 
 def test_benchmark_measures_standard_and_grouped_bn_side_by_side(tmp_path):

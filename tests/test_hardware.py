@@ -5,7 +5,13 @@ from keras_resnet.hardware import cpu_description, emulated_bfloat16_warning
 AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
 SAPPHIRE_RAPIDS = ("model name\t: Intel(R) Xeon(R) Platinum 8480+\n"
                    "flags\t\t: sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+ZEN5_VM = ("processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+           "flags\t\t: sse2 avx2 avx512f avx512_bf16\n")
 ARM = "processor\t: 0\nFeatures\t: fp asimd bf16\nCPU implementer\t: 0x41\n"
+
+
+def test_cpu_description_names_family_and_model_where_the_model_name_hides_the_generation():
+    assert cpu_description(ZEN5_VM) == "AMD EPYC, CPU family 26 model 2 (avx2, avx512f, avx512_bf16)"
 
 
 def test_cpu_description_lists_model_and_vector_extensions():

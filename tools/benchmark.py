@@ -12,7 +12,9 @@ gives medians over rounds (the JSON keeps every round): on a shared machine one 
 can differ by 20 %. ``--bn_group_sizes=0,64`` measures our nets with standard BN (0) and with
 ghost BN over groups of 64 images (the CIFAR recipe's default), alternating. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
 On CPUs, "of peak" is the training FLOP/s as a share of the machine's attainable dense-matmul rate
-in the same precision, measured in the same run (``--matmul_size``). With ``--recipe_data_dir``
+in the same precision, measured in every round right after its nets (``--matmul_size``), so that
+a slower moment of a shared machine slows both; with several rounds the table gives the median
+share and, in brackets, the lowest and highest round. With ``--recipe_data_dir``
 (a prepared CIFAR-10), the CIFAR recipe's own loop (real input
 pipeline, TensorBoard logging, checkpoint) is timed against the bare step: the recipe overhead.
 """
@@ -89,13 +91,18 @@ def table(results: list[dict]) -> str:
         if r["model"] == "keras_resnet50" and (r["precision"], r["batch_size"]) in ours:
             ratio = f"{ours[(r['precision'], r['batch_size'])]['train_images_per_second'] / r['train_images_per_second']:.2f}x"
         fmt = lambda v, f: "-" if v is None else format(v, f)
+
+        def spread(key, f):  # "median (lowest-highest round)" when there were several rounds.
+            low_high = r.get(f"{key}_range")
+            text = fmt(r[key], f)
+            return text + (f" ({format(low_high[0], f)}-{format(low_high[1], f)})" if low_high else "")
         group = r.get("bn_group_size") or "-"
         bn = "fused" if r.get("fused_batch_norm", True) else "Keras"
         rows.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {bn} | {group} | "
                     f"{'on' if r['jit_compile'] else 'off'} | "
-                    f"{r['train_images_per_second']:.1f} | {r['inference_images_per_second']:.1f} | "
+                    f"{spread('train_images_per_second', '.1f')} | {r['inference_images_per_second']:.1f} | "
                     f"{r['peak_host_rss_mib']:.0f} | {fmt(r['peak_gpu_mib'], '.0f')} | "
-                    f"{r['achieved_tflops']:.3f} | {fmt(r['fraction_of_peak'], '.1%')} | {ratio} |")
+                    f"{r['achieved_tflops']:.3f} | {spread('fraction_of_peak', '.1%')} | {ratio} |")
     return "\n".join(rows)
 
 
@@ -143,8 +150,9 @@ def main(argv):
             raise ValueError(f"bn_group_sizes must be integers >= 0 (0: the whole batch), got {group!r}")
         if int(group) and _BATCH.value % int(group):
             raise ValueError(f"bn_group_sizes: {group} does not divide --batch_size={_BATCH.value}")
-    results = []
+    results, references = [], []
     for round_ in range(1, _ROUNDS.value + 1):
+        round_results = []
         for name in _MODELS.value:
             for precision in _PRECISION.value:
                 if name in ("imagenet50", "keras_resnet50"):  # Groups are for the CIFAR batch.
@@ -154,17 +162,18 @@ def main(argv):
                 specs = [f"{name}:{precision}:{batch}:{group}:{kernel}" for group in groups for kernel in _BN.value]
                 if name == "imagenet50":  # The peer, right after, same batch and precision.
                     specs.append(f"keras_resnet50:{precision}:{batch}:0")
-                results += [dict(_one(spec), round=round_) for spec in specs]
-    peaks = {}
-    if not _gpu():  # A CPU has no vendor peak: its measured matmul rate is the reference.
-        peaks = {p: _one(f"matmul:{p}:0:0") for p in _PRECISION.value}
-        for row in results:
-            row["fraction_of_peak"] = row["achieved_tflops"] / peaks[row["precision"]]["tflops"]
-        print("attainable matmul rate (" + ", ".join(
-            f"{p if p != 'none' else 'float32'} {r['tflops']:.3f} TFLOP/s" for p, r in peaks.items())
-            + f", {_MATMUL.value}x{_MATMUL.value}): the 'of peak' reference")
+                round_results += [dict(_one(spec), round=round_) for spec in specs]
+        if not _gpu():  # A CPU has no vendor peak: its measured matmul rate is the reference, in each round.
+            peaks = {p: dict(_one(f"matmul:{p}:0:0"), round=round_) for p in _PRECISION.value}
+            for row in round_results:
+                row["fraction_of_peak"] = row["achieved_tflops"] / peaks[row["precision"]]["tflops"]
+            print(f"round {round_}: attainable matmul rate (" + ", ".join(
+                f"{p if p != 'none' else 'float32'} {r['tflops']:.3f} TFLOP/s" for p, r in peaks.items())
+                + f", {_MATMUL.value}x{_MATMUL.value}): this round's 'of peak' reference")
+            references += peaks.values()
+        results += round_results
     summary = benchmarking.over_rounds(results)
-    results += list(peaks.values())
+    results += references
     if _ROUNDS.value > 1:
         print(f"medians over {_ROUNDS.value} alternating rounds")
     print(table(summary))

@@ -33,7 +33,7 @@ import os
 import re
 import signal
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -388,15 +388,23 @@ def _prepare_model_dir(model_dir: str, hparams: dict, chief: bool) -> None:
         _write_json_atomic(os.path.join(model_dir, CONFIG_FILE), _jsonable(hparams))
 
 
+class _Checkpoints(NamedTuple):
+    """This worker's checkpoint manager, the chief's, and this worker's folder."""
+
+    own: tf.train.CheckpointManager
+    chief: tf.train.CheckpointManager
+    directory: str
+
+
 def _checkpoint_managers(checkpoint: tf.train.Checkpoint, model_dir: str, strategy: tf.distribute.Strategy,
-                         chief: bool, keep: int) -> tuple[tf.train.CheckpointManager, tf.train.CheckpointManager, str]:
-    """(this worker's manager, the chief's manager, this worker's folder). Non-chief workers
-    must save too, but into a scratch folder; every worker restores the chief's checkpoints."""
+                         chief: bool, keep: int) -> _Checkpoints:
+    """Non-chief workers must save too, but into a scratch folder; every worker restores the
+    chief's checkpoints."""
     chief_dir = os.path.join(model_dir, "checkpoints")
     ckpt_dir = chief_dir if chief else os.path.join(model_dir, "scratch", f"worker{strategy.cluster_resolver.task_id}")
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=keep)
     chief_manager = manager if chief else tf.train.CheckpointManager(checkpoint, chief_dir, max_to_keep=keep)
-    return manager, chief_manager, ckpt_dir
+    return _Checkpoints(manager, chief_manager, ckpt_dir)
 
 
 def train(config: TrainConfig, task: Task, model_dir: str,
@@ -425,138 +433,182 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     hparams = {**task.hparams, "replicas": replicas}
     chief = distribute.is_chief(strategy)
     _prepare_model_dir(model_dir, hparams, chief)
+    _warn_if_bfloat16_is_emulated(config)
+
+    state = _build_run_state(config, task, strategy)
+    checkpoints = _checkpoint_managers(state.checkpoint, model_dir, strategy, chief, config.keep_checkpoints)
+    start = _restore_latest(state, checkpoints.chief)
+    finished = _finished_run_stats(model_dir, start, config.train_steps)
+    if finished is not None:
+        return finished
+    loop = _TrainingLoop(config, task, strategy, state, checkpoints, model_dir, chief, start)
+    if start == 0 and chief:
+        _write_hparams(model_dir, hparams)
+    loop.run(config.train_steps if stop_after is None else min(config.train_steps, stop_after))
+    return loop.finish()
+
+
+def _warn_if_bfloat16_is_emulated(config: TrainConfig) -> None:
     if config.mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
         warning = hardware.emulated_bfloat16_warning()
         if warning:
             logging.warning(warning)
 
-    state = _build_run_state(config, task, strategy)
-    model, optimizer, schedule, counters = state.model, state.optimizer, state.schedule, state.counters
-    manager, chief_manager, ckpt_dir = _checkpoint_managers(state.checkpoint, model_dir, strategy, chief,
-                                                            config.keep_checkpoints)
+
+def _restore_latest(state: _RunState, chief_manager: tf.train.CheckpointManager) -> int:
+    """Restores the chief's latest checkpoint, if any; returns the global step to start from."""
     if chief_manager.latest_checkpoint:
         state.checkpoint.restore(chief_manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", chief_manager.latest_checkpoint, int(counters.step.numpy()))
-    start = int(counters.step.numpy())
+        logging.info("Resumed from %s at step %d", chief_manager.latest_checkpoint, int(state.counters.step.numpy()))
+    return int(state.counters.step.numpy())
+
+
+def _finished_run_stats(model_dir: str, start: int, train_steps: int) -> dict | None:
+    """The final numbers of a run that already finished in ``model_dir`` (nothing to redo), else None."""
     stats_path = os.path.join(model_dir, STATS_FILE)
-    if start >= config.train_steps and tf.io.gfile.exists(stats_path):  # Finished before: nothing to redo.
-        logging.info("%s is a finished run (step %d); its final numbers are in %s", model_dir, start, stats_path)
-        with tf.io.gfile.GFile(stats_path) as f:
-            return json.load(f)
+    if start < train_steps or not tf.io.gfile.exists(stats_path):
+        return None
+    logging.info("%s is a finished run (step %d); its final numbers are in %s", model_dir, start, stats_path)
+    with tf.io.gfile.GFile(stats_path) as f:
+        return json.load(f)
 
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(ctx, start))
-    iterator = iter(dataset)
-    global_batch = config.batch_size
-    train_step = make_train_step(model, optimizer, strategy, global_batch, counters, config.jit_compile)
 
-    @tf.function
-    def weights_finite():
-        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
+class _TrainingLoop:
+    """One call of ``train``: its steps and what happens between them (the warm-up rule, logging,
+    evaluation, checkpoints), then the final model and numbers."""
 
-    summaries = _Summaries(model_dir, ["train", *task.evaluations], chief)
-    if start == 0 and chief:
-        _write_hparams(model_dir, hparams)
-    stats: dict[str, Any] = {"interrupted": None}
-    stop = {"signal": None}
-    warming = state.warmup is not None and state.warmup.active(start)
-    t_start = time.time()
-    clock = {"time": time.time(), "step": start, "images_per_second": float("nan")}
+    def __init__(self, config: TrainConfig, task: Task, strategy: tf.distribute.Strategy, state: _RunState,
+                 checkpoints: _Checkpoints, model_dir: str, chief: bool, start: int):
+        self.config, self.task, self.strategy, self.state = config, task, strategy, state
+        self.checkpoints, self.model_dir, self.chief = checkpoints, model_dir, chief
+        self.start = self.step = start
+        dataset = strategy.distribute_datasets_from_function(lambda ctx: task.train_dataset(ctx, start))
+        self.iterator = iter(dataset)
+        self.train_step = make_train_step(state.model, state.optimizer, strategy, config.batch_size,
+                                          state.counters, config.jit_compile)
+        variables = state.model.trainable_variables
+        self.weights_finite = tf.function(
+            lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+        self.summaries = _Summaries(model_dir, ["train", *task.evaluations], chief)
+        self.stats: dict[str, Any] = {"interrupted": None}
+        self.t_start = time.time()
+        self.clock = {"time": time.time(), "step": start, "images_per_second": float("nan")}
 
-    def finite_or_raise(step: int):
+    def run(self, end: int) -> None:
+        """Steps to global step ``end``, or to the end of the step in which SIGINT/SIGTERM arrived."""
+        config, state = self.config, self.state
+        stop = {"signal": None}
+        warming = state.warmup is not None and state.warmup.active(self.start)
+        trace_graph = self.chief and self.start == 0
+        with _stop_on_signals(stop), recursion_limit_for(len(state.model.layers) // 6), \
+                _reporting_lost_workers(lambda: self.step, self.checkpoints.chief):
+            while self.step < end:
+                if trace_graph:
+                    tf.summary.trace_on(graph=True)
+                _, wrong = self.train_step(self.iterator)
+                self.step += 1
+                step = self.step
+                if trace_graph:
+                    with self.summaries.writers["train"].as_default():
+                        tf.summary.trace_export("train_step", step=step)
+                    trace_graph = False
+                if warming:
+                    warming = self.warm_up(step, float(wrong))
+                last = step == end
+                if step % config.log_every == 0 or last or stop["signal"]:
+                    self.log(step)
+                if step % config.eval_every == 0 or step == config.train_steps:
+                    self.evaluate(step)
+                if step % config.checkpoint_every == 0 or last or stop["signal"]:
+                    self.save(step)
+                if stop["signal"]:
+                    self.stats["interrupted"] = stop["signal"]
+                    break
+
+    def finish(self) -> dict:
+        """The final numbers; when the run is complete, the chief writes the model, its export and
+        stats.json. A non-chief worker removes its scratch checkpoints."""
+        self.summaries.flush()
+        self.stats.update(step=self.step, images_per_second=self.clock["images_per_second"],
+                          wall_seconds=time.time() - self.t_start, complete=self.step >= self.config.train_steps)
+        if self.stats["complete"] and self.chief:
+            with _reporting_write_errors(f"the final model in {self.model_dir}", self.checkpoints.chief):
+                self.state.model.save(os.path.join(self.model_dir, "model.keras"))
+                if self.task.export:
+                    self.task.export(self.state.model, self.model_dir)
+                _write_json_atomic(os.path.join(self.model_dir, STATS_FILE), _jsonable(self.stats))
+        if not self.chief and tf.io.gfile.exists(self.checkpoints.directory):
+            tf.io.gfile.rmtree(self.checkpoints.directory)
+        return self.stats
+
+    def warm_up(self, step: int, wrong: float) -> bool:
+        """Section 4.2: lr 0.01 until the training error is below 80 %. Returns whether it goes on."""
+        config, warmup = self.config, self.state.warmup
+        self.finite_or_raise(step)
+        mean = warmup.update(step, wrong / config.batch_size)
+        if mean is not None:
+            logging.info("step %d: training error of the last %d iterations %.1f%% < %.0f%%: warm-up "
+                         "over, lr back to %g", step, config.warmup_window, 100 * mean,
+                         100 * config.warmup_error, config.lr)
+        return warmup.active(step)
+
+    def finite_or_raise(self, step: int) -> None:
         """Never log on or checkpoint bad weights: stop, keeping the last good checkpoint."""
-        bad = int(counters.first_bad.numpy())
-        if bad >= 0 or not bool(weights_finite()):
-            summaries.flush()
+        bad = int(self.state.counters.first_bad.numpy())
+        if bad >= 0 or not bool(self.weights_finite()):
+            self.summaries.flush()
             raise NonFiniteLossError(
                 f"loss or gradients became NaN/Inf at step {bad if bad >= 0 else step}; stopped without saving, "
-                f"the last good checkpoint ({chief_manager.latest_checkpoint or 'none'}) is kept")
+                f"the last good checkpoint ({self.checkpoints.chief.latest_checkpoint or 'none'}) is kept")
 
-    def log(step: int) -> None:
-        finite_or_raise(step)
-        loss_sum, wrong_sum, count = (float(v) for v in counters.sums.read_value())
-        counters.sums.assign(tf.zeros([3]))
+    def log(self, step: int) -> None:
+        """Training loss, error, learning rate and speed since the last log: TensorBoard and the log."""
+        self.finite_or_raise(step)
+        config, state, stats, clock = self.config, self.state, self.stats, self.clock
+        loss_sum, wrong_sum, count = (float(v) for v in state.counters.sums.read_value())
+        state.counters.sums.assign(tf.zeros([3]))
         now = time.time()
-        clock["images_per_second"] = (step - clock["step"]) * global_batch / max(now - clock["time"], 1e-9)
+        clock["images_per_second"] = (step - clock["step"]) * config.batch_size / max(now - clock["time"], 1e-9)
         clock.update(time=now, step=step)
-        lr = float(schedule(step - 1))
+        lr = float(state.schedule(step - 1))
         stats.update(train_loss=loss_sum / count, train_error=100.0 * wrong_sum / count)
         scalars = {"loss": stats["train_loss"], "error": stats["train_error"],
                    "learning_rate": lr, "images_per_second": clock["images_per_second"]}
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # float16: overflow halves it.
-            scalars["loss_scale"] = stats["loss_scale"] = float(optimizer.dynamic_scale.numpy())
-        summaries.scalars("train", step, scalars)
-        eta = (config.train_steps - step) * global_batch / clock["images_per_second"]
+        if isinstance(state.optimizer, keras.optimizers.LossScaleOptimizer):  # float16: overflow halves it.
+            scalars["loss_scale"] = stats["loss_scale"] = float(state.optimizer.dynamic_scale.numpy())
+        self.summaries.scalars("train", step, scalars)
+        eta = (config.train_steps - step) * config.batch_size / clock["images_per_second"]
         logging.info("step %d/%d  loss %.4f  error %.2f%%  lr %.4g  %.0f img/s  ETA %s",
                      step, config.train_steps, stats["train_loss"], stats["train_error"], lr,
                      clock["images_per_second"], _format_eta(eta))
 
-    def evaluate(step: int) -> None:
-        distribute.sync_batch_norm_statistics(model, strategy)
+    def evaluate(self, step: int) -> None:
+        """Every evaluation of the task (test error and loss, ...), then the plateau rule on its result."""
+        config, state = self.config, self.state
+        distribute.sync_batch_norm_statistics(state.model, self.strategy)
         results = {}
-        for name, fn in task.evaluations.items():
-            metrics = fn(model)  # "loss" and errors ("error", e.g. "top5_error") as fractions.
+        for name, fn in self.task.evaluations.items():
+            metrics = fn(state.model)  # "loss" and errors ("error", e.g. "top5_error") as fractions.
             values = {"loss": metrics["loss"],
                       **{k: 100.0 * v for k, v in metrics.items() if k == "error" or k.endswith("_error")}}
-            summaries.scalars(name, step, values)
+            self.summaries.scalars(name, step, values)
             results.update({f"{name}_{k}": v for k, v in values.items()})
         logging.info("step %d  %s", step, "  ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        stats.update(results)
+        self.stats.update(results)
         if state.plateau and state.plateau.update(step, results[f"{config.plateau_metric}_error"]):
             logging.info("step %d: %s error gained < %g in %d steps: lr divided by 10, now %g",
                          step, config.plateau_metric, config.plateau_threshold, config.plateau_patience_steps,
-                         float(schedule(step)))
+                         float(state.schedule(step)))
 
-    def save(step: int) -> None:
-        finite_or_raise(step)
-        distribute.sync_batch_norm_statistics(model, strategy)
-        with _reporting_write_errors(f"the checkpoint of step {step} in {ckpt_dir}", chief_manager, ckpt_dir, step):
-            manager.save(checkpoint_number=step)
-            summaries.flush()
-
-    trace_graph = chief and start == 0
-    end = config.train_steps if stop_after is None else min(config.train_steps, stop_after)
-    step = start
-    with _stop_on_signals(stop), recursion_limit_for(len(model.layers) // 6), \
-            _reporting_lost_workers(lambda: step, chief_manager):
-        while step < end:
-            if trace_graph:
-                tf.summary.trace_on(graph=True)
-            _, wrong = train_step(iterator)
-            step += 1
-            if trace_graph:
-                with summaries.writers["train"].as_default():
-                    tf.summary.trace_export("train_step", step=step)
-                trace_graph = False
-            if warming:  # Section 4.2: 0.01 until the training error is below 80%.
-                finite_or_raise(step)
-                mean = state.warmup.update(step, float(wrong) / global_batch)
-                if mean is not None:
-                    logging.info("step %d: training error of the last %d iterations %.1f%% < %.0f%%: warm-up "
-                                 "over, lr back to %g", step, config.warmup_window, 100 * mean,
-                                 100 * config.warmup_error, config.lr)
-                warming = state.warmup.active(step)
-            last = step == end
-            if step % config.log_every == 0 or last or stop["signal"]:
-                log(step)
-            if step % config.eval_every == 0 or step == config.train_steps:
-                evaluate(step)
-            if step % config.checkpoint_every == 0 or last or stop["signal"]:
-                save(step)
-            if stop["signal"]:
-                stats["interrupted"] = stop["signal"]
-                break
-    summaries.flush()
-    stats.update(step=step, images_per_second=clock["images_per_second"], wall_seconds=time.time() - t_start,
-                 complete=step >= config.train_steps)
-    if stats["complete"] and chief:
-        with _reporting_write_errors(f"the final model in {model_dir}", chief_manager):
-            model.save(os.path.join(model_dir, "model.keras"))
-            if task.export:
-                task.export(model, model_dir)
-            _write_json_atomic(os.path.join(model_dir, STATS_FILE), _jsonable(stats))
-    if not chief and tf.io.gfile.exists(ckpt_dir):
-        tf.io.gfile.rmtree(ckpt_dir)
-    return stats
+    def save(self, step: int) -> None:
+        """A checkpoint of step ``step``, after checking the weights and syncing BN statistics."""
+        self.finite_or_raise(step)
+        distribute.sync_batch_norm_statistics(self.state.model, self.strategy)
+        directory = self.checkpoints.directory
+        with _reporting_write_errors(f"the checkpoint of step {step} in {directory}", self.checkpoints.chief,
+                                     directory, step):
+            self.checkpoints.own.save(checkpoint_number=step)
+            self.summaries.flush()
 
 
 @contextlib.contextmanager

@@ -71,7 +71,9 @@ def test_resumed_warmup_keeps_its_window_of_batch_errors(tmp_path):
 
 
 def test_training_warmup_ends_on_low_error_and_lr_returns_to_0_1(tmp_path):
-    # With a 95% threshold the error of an untrained 4-class net (~75%) ends the warm-up at once.
+    # With a 95% threshold the error of an untrained 4-class net (~75%) ends the warm-up at once;
+    # seeded, because an unlucky initialisation can be wrong on 31 of the first 32 images.
+    keras.utils.set_random_seed(0)
     config = tiny_config(train_steps=6, lr=0.1, lr_boundaries=(), warmup_lr=0.01, warmup_steps=400,
                          warmup_error=0.95, warmup_window=2, log_every=1)
     training.train(config, tiny_task(), str(tmp_path))

@@ -1,6 +1,6 @@
 """Training and inference throughput of one net, through the recipes' own train step.
 
-``measure`` is meant to run in a fresh process per configuration (``tools.benchmark`` does
+``measure`` is meant to run in a fresh process per configuration (``tools.perf.benchmark`` does
 that), so that the peak host memory it reports belongs to that configuration alone.
 """
 

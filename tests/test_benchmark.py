@@ -20,13 +20,13 @@ def test_benchmark_emits_table_and_json_for_ours_and_keras_applications(tmp_path
     out = tmp_path / "bench.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
-        [sys.executable, "-m", "tools.benchmark", "--models=cifar20,imagenet50", "--precision=none",
+        [sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20,imagenet50", "--precision=none",
          "--batch_size=4", "--imagenet_batch_size=2", "--image_size=64", "--steps=1", "--warmup=1",
          f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     from keras_resnet.hardware import cpu_description
     record = json.loads(out.read_text())
-    assert record["command"].startswith("python -m tools.benchmark --models=cifar20,imagenet50")
+    assert record["command"].startswith("python -m tools.perf.benchmark --models=cifar20,imagenet50")
     assert record["machine"]["cpu"] == cpu_description() and record["machine"]["TF_ENABLE_ONEDNN_OPTS"] == "1"
     results = record["results"]
     assert [r["model"] for r in results] == ["cifar20", "imagenet50", "keras_resnet50", "matmul"]
@@ -61,10 +61,10 @@ def test_rounds_are_summarised_by_median_speed_and_maximum_memory():
 
 
 def tiny_benchmark(tmp_path, *flags):
-    """tools.benchmark on ResNet-20 at 8x8 pixels, one step: (stdout, results recorded in --out)."""
+    """tools.perf.benchmark on ResNet-20 at 8x8 pixels, one step: (stdout, results recorded in --out)."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--image_size=8",
+        [sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20", "--precision=none", "--image_size=8",
          "--steps=1", "--warmup=1", f"--out={out}", *flags], cwd=ROOT, env=ENV, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -111,20 +111,20 @@ def test_benchmark_measures_the_fused_and_the_stock_keras_bn_side_by_side(tmp_pa
 
 
 def test_benchmark_rejects_a_bn_group_that_does_not_divide_the_batch():
-    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--batch_size=128",
+    result = subprocess.run([sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20", "--batch_size=128",
                              "--bn_group_sizes=0,48"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "bn_group_sizes: 48 does not divide --batch_size=128" in result.stderr
 
 
 def test_benchmark_rejects_zero_rounds():
-    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--rounds=0"],
+    result = subprocess.run([sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20", "--rounds=0"],
                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "rounds must be a positive integer, got 0" in result.stderr
 
 
 def test_benchmark_rejects_unknown_model():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=vgg16"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "tools.perf.benchmark", "--models=vgg16"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: models must be among")
 
@@ -133,7 +133,7 @@ def test_benchmark_times_the_recipe_loop_against_the_bare_step(tiny_cifar, tmp_p
     data_dir, _ = tiny_cifar
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tools.benchmark", "--models=cifar20", "--precision=none", "--batch_size=4",
+        [sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20", "--precision=none", "--batch_size=4",
          "--steps=2", "--warmup=1", f"--recipe_data_dir={data_dir}", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -145,7 +145,7 @@ def test_benchmark_times_the_recipe_loop_against_the_bare_step(tiny_cifar, tmp_p
 
 
 def test_benchmark_rejects_a_missing_recipe_data_dir(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tools.benchmark", "--models=cifar20",
+    result = subprocess.run([sys.executable, "-m", "tools.perf.benchmark", "--models=cifar20",
                              f"--recipe_data_dir={tmp_path / 'nothing'}"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--recipe_data_dir=" in result.stderr and "not a directory" in result.stderr
@@ -162,7 +162,7 @@ def test_cpu_description_names_the_vector_extensions_of_this_cpu():
 
 def test_conv_benchmark_times_three_kernels_in_both_dtypes(tmp_path):
     out = tmp_path / "conv.json"
-    result = subprocess.run([sys.executable, "-m", "tools.benchmark_conv", "--batch_size=2", "--repeats=1",
+    result = subprocess.run([sys.executable, "-m", "tools.perf.benchmark_conv", "--batch_size=2", "--repeats=1",
                              f"--out={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
@@ -175,7 +175,7 @@ def test_conv_benchmark_times_three_kernels_in_both_dtypes(tmp_path):
 def test_profile_step_lists_the_op_types_of_the_train_step(tmp_path):
     out = tmp_path / "ops.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tools.profile_step", "--model=cifar8", "--batch_size=2", "--image_size=8",
+        [sys.executable, "-m", "tools.perf.profile_step", "--model=cifar8", "--batch_size=2", "--image_size=8",
          "--steps=1", "--warmup=1", f"--logdir={tmp_path / 'trace'}", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -187,6 +187,6 @@ def test_profile_step_lists_the_op_types_of_the_train_step(tmp_path):
 
 
 def test_profile_step_rejects_an_unknown_model():
-    result = subprocess.run([sys.executable, "-m", "tools.profile_step", "--model=vgg16"], cwd=ROOT, env=ENV,
+    result = subprocess.run([sys.executable, "-m", "tools.perf.profile_step", "--model=vgg16"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "model must be cifar<depth> or imagenet50, got 'vgg16'" in result.stderr

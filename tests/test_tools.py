@@ -120,7 +120,7 @@ def test_input_benchmark_times_both_pipelines_and_records_json(tmp_path):
     write_cifar_archive(archive)
     assert tool("prepare_cifar10", f"--archive={archive}", f"--data_dir={data_dir}").returncode == 0
     out = tmp_path / "input.json"
-    result = tool("benchmark_input", f"--data_dir={data_dir}", "--batches=2", "--imagenet_batches=1", "--repeats=2",
+    result = tool("perf.benchmark_input", f"--data_dir={data_dir}", "--batches=2", "--imagenet_batches=1", "--repeats=2",
                   f"--out={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     import json

@@ -1,6 +1,6 @@
 """Training/inference speed and memory of our nets beside keras.applications.ResNet50, in one run.
 
-    python -m tools.benchmark [--models=cifar20,cifar56,cifar110,imagenet50] \
+    python -m tools.perf.benchmark [--models=cifar20,cifar56,cifar110,imagenet50] \
         [--precision=none,bfloat16,float16] [--batch_size=128] [--imagenet_batch_size=16] \
         [--jit_compile=auto|on|off] [--rounds=1] [--bn_group_sizes=0,64] [--recipe_data_dir=DIR] [--out=bench.json]
 
@@ -66,7 +66,7 @@ def _jit() -> bool:
 
 def _one(spec: str) -> dict:
     """Runs ``spec`` in a fresh process and returns its measurement."""
-    argv = [sys.executable, "-m", "tools.benchmark", f"--single={spec}", f"--jit_compile={_JIT.value}",
+    argv = [sys.executable, "-m", "tools.perf.benchmark", f"--single={spec}", f"--jit_compile={_JIT.value}",
             f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}"]
     argv += [f"--image_size={_IMAGE_SIZE.value}"] if _IMAGE_SIZE.value else []
     argv += [f"--peak_tflops={_PEAK.value}"] if _PEAK.value else []
@@ -185,7 +185,7 @@ def main(argv):
         print(overhead_table(overheads))
         results += overheads
     if _OUT.value:
-        benchmarking.write_record(_OUT.value, "tools.benchmark", results)
+        benchmarking.write_record(_OUT.value, "tools.perf.benchmark", results)
 
 
 if __name__ == "__main__":

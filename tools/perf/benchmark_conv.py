@@ -1,7 +1,7 @@
 """Milliseconds of one 3x3 convolution's forward, input-gradient and filter-gradient kernels,
 float32 against bfloat16: where mixed-precision training time goes on a CPU.
 
-    python -m tools.benchmark_conv [--batch_size=128] [--repeats=10] [--out=FILE]
+    python -m tools.perf.benchmark_conv [--batch_size=128] [--repeats=10] [--out=FILE]
 
 Shapes are the three stages of the CIFAR ResNets (32x32x16, 16x16x32, 8x8x64), stride 1.
 Each kernel is a ``tf.function`` over ``tf.raw_ops``, timed as the median of ``--repeats``
@@ -74,7 +74,7 @@ def main(argv):
     print(table(results))
     if _OUT.value:
         from keras_resnet.benchmarking import write_record
-        write_record(_OUT.value, "tools.benchmark_conv", results)
+        write_record(_OUT.value, "tools.perf.benchmark_conv", results)
 
 
 if __name__ == "__main__":

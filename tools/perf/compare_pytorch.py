@@ -1,10 +1,10 @@
 """Our ResNet-20 against a plain PyTorch eager ResNet-20, measured alternately in one run.
 
-    python -m tools.compare_pytorch --torch_python=/tmp/torch/bin/python [--rounds=5] [--out=FILE]
+    python -m tools.perf.compare_pytorch --torch_python=/tmp/torch/bin/python [--rounds=5] [--out=FILE]
 
 ``--torch_python`` is the interpreter of a separate virtual environment with torch installed
-(torch is never a dependency of this package; see ``tools/pytorch_resnet20.py``). Each round
-runs ours (``tools.benchmark --single``: the recipes' train step, float32, no XLA) and then
+(torch is never a dependency of this package; see ``tools/perf/pytorch_resnet20.py``). Each round
+runs ours (``tools.perf.benchmark --single``: the recipes' train step, float32, no XLA) and then
 PyTorch, each in a fresh process on the same batch size; the table gives every round, the
 medians over rounds and their ratio.
 """
@@ -52,7 +52,7 @@ def main(argv):
     common = [f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}"]
     ours, theirs = [], []
     for _ in range(_ROUNDS.value):
-        ours.append(_json_line([sys.executable, "-m", "tools.benchmark", "--jit_compile=off",
+        ours.append(_json_line([sys.executable, "-m", "tools.perf.benchmark", "--jit_compile=off",
                                 f"--single=cifar{_DEPTH.value}:none:{_BATCH.value}:0", *common], "ours"))
         theirs.append(_json_line([_TORCH_PYTHON.value, _TORCH_SCRIPT, f"--depth={_DEPTH.value}",
                                   f"--batch_size={_BATCH.value}", *common], "PyTorch"))
@@ -61,7 +61,7 @@ def main(argv):
     print(comparison_table(ours, theirs, "PyTorch"))
     if _OUT.value:
         from keras_resnet.benchmarking import write_record
-        write_record(_OUT.value, "tools.compare_pytorch", {"ours": ours, "pytorch": theirs})
+        write_record(_OUT.value, "tools.perf.compare_pytorch", {"ours": ours, "pytorch": theirs})
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""A plain PyTorch eager CIFAR ResNet-20 (option A), the peer in ``tools.compare_pytorch``.
+"""A plain PyTorch eager CIFAR ResNet-20 (option A), the peer in ``tools.perf.compare_pytorch``.
 
 Runs ONLY in a separate virtual environment with torch (never a dependency of this package):
 
     python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch==2.13.0 numpy
-    /tmp/torch/bin/python tools/pytorch_resnet20.py --batch_size=128 --steps=10
+    /tmp/torch/bin/python tools/perf/pytorch_resnet20.py --batch_size=128 --steps=10
 
 The net is the paper's section 4.2 ResNet-20 written the way the well-known PyTorch CIFAR
 reimplementations write it: NCHW, conv without bias -> BN -> ReLU, option-A shortcut

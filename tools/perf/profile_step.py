@@ -1,6 +1,6 @@
 """Where a train step's time goes: TF profiler op times, summed by op type.
 
-    python -m tools.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
+    python -m tools.perf.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
         [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--bn_group_size=0] [--logdir=DIR] [--out=FILE]
 
 Runs the recipes' train step (``benchmarking.synthetic_train_step``) under

@@ -1,6 +1,6 @@
 """Input-pipeline throughput: images/s of the CIFAR-10 and ImageNet training pipelines.
 
-    python -m tools.benchmark_input --data_dir=data/tfds [--imagenet_jpegs=../shared/data/imagenet-samples] \
+    python -m tools.perf.benchmark_input --data_dir=data/tfds [--imagenet_jpegs=../shared/data/imagenet-samples] \
         [--out=input.json]
 
 CIFAR: the real prepared data (``--data_dir``), batches of 128, exactly what the
@@ -84,7 +84,7 @@ def main(argv):
         print(f"| {name} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |")
     if _OUT.value:
         from keras_resnet.benchmarking import write_record
-        write_record(_OUT.value, "tools.benchmark_input",
+        write_record(_OUT.value, "tools.perf.benchmark_input",
                      [{"pipeline": name, "images_per_second_median": statistics.median(rates),
                        "images_per_second": rates} for name, rates in rows])
 

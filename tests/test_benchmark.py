@@ -179,11 +179,24 @@ def test_profile_step_lists_the_op_types_of_the_train_step(tmp_path):
          "--steps=1", "--warmup=1", f"--logdir={tmp_path / 'trace'}", f"--out={out}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    ops = {r["op_type"]: r for r in json.loads(out.read_text())["ops"]}
+    ops = {r["op_type"]: r for r in json.loads(out.read_text())["results"]["ops"]}
     assert any("Conv2DBackpropFilter" in op for op in ops) and any("FusedBatchNorm" in op for op in ops)
     assert all(r["ms_per_step"] >= 0 and r["count_per_step"] > 0 for r in ops.values())
     assert "Process" not in ops
     assert result.stdout.splitlines()[1].startswith("| op type | ms / step |")
+
+
+def test_profile_step_by_name_gives_each_layers_gradient_kernel_its_own_row(tmp_path):
+    out = tmp_path / "ops.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.perf.profile_step", "--model=cifar8", "--batch_size=2", "--image_size=8",
+         "--steps=1", "--warmup=1", "--by=name", f"--out={out}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    filters = [r for r in json.loads(out.read_text())["results"]["ops"] if r["op_type"].endswith("Conv2DBackpropFilter")]
+    assert len(filters) == 7  # ResNet-8: the stem and 2 convolutions in each of 3 blocks, one row each.
+    assert len({r["op"] for r in filters}) == 7 and all(r["count_per_step"] == 1 for r in filters)
+    assert result.stdout.splitlines()[1].startswith("| op (type) | ms / step |")
 
 
 def test_profile_step_rejects_an_unknown_model():

@@ -1,7 +1,8 @@
 """Where a train step's time goes: TF profiler op times, summed by op type.
 
     python -m tools.perf.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
-        [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--bn_group_size=0] [--logdir=DIR] [--out=FILE]
+        [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--bn_group_size=0] [--by=type|name] \
+        [--logdir=DIR] [--out=FILE]
 
 Runs the recipes' train step (``benchmarking.synthetic_train_step``) under
 ``tf.profiler.experimental`` for ``--steps`` steps and prints a Markdown table of the
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import glob
-import json
 import re
 import tempfile
 import time
@@ -37,13 +37,16 @@ _GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups of 
 _LOGDIR = flags.DEFINE_string("logdir", None, "Keep the trace here (default: a temporary folder).")
 _OUT = flags.DEFINE_string("out", None, "Write the rows as JSON here.")
 _TOP = flags.DEFINE_integer("top", 20, "Rows to print.")
+_BY = flags.DEFINE_enum("by", "type", ["type", "name"], "Sum the times by op type, or list every op by name "
+                        "(e.g. to compare one layer's gradient kernel between precisions).")
 
 
-def op_times(xplane_path: str, steps: int) -> list[dict]:
+def op_times(xplane_path: str, steps: int, by: str = "type") -> list[dict]:
     """``[{op_type, ms_per_step, count_per_step}]`` from a profiler XSpace, largest first.
 
     Host events named ``"<op name>:<op type>"`` are TF op executions; the enclosing
-    ``"Process"`` events of the executor are not ops and are left out.
+    ``"Process"`` events of the executor are not ops and are left out. ``by="name"`` gives one
+    row per op instead of per type, with its name in ``op``.
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -60,19 +63,28 @@ def op_times(xplane_path: str, steps: int) -> list[dict]:
                 op_type = name.rsplit(":", 1)[1]
                 if not re.fullmatch(r"[A-Za-z_]\w*", op_type):
                     continue
-                picos[op_type] += event.duration_ps
-                counts[op_type] += 1
-    return [{"op_type": op, "ms_per_step": ps / 1e9 / steps, "count_per_step": counts[op] / steps}
-            for op, ps in picos.most_common()]
+                key = op_type if by == "type" else name
+                picos[key] += event.duration_ps
+                counts[key] += 1
+
+    def row(key: str) -> dict:
+        name = {} if by == "type" else {"op": key.rsplit(":", 1)[0]}
+        return {**name, "op_type": key.rsplit(":", 1)[-1], "ms_per_step": picos[key] / 1e9 / steps,
+                "count_per_step": counts[key] / steps}
+
+    return [row(key) for key, _ in picos.most_common()]
 
 
 def table(rows: list[dict], top: int) -> str:
     total = sum(r["ms_per_step"] for r in rows) or 1.0
-    lines = ["| op type | ms / step | share | count / step |", "| --- | ---: | ---: | ---: |"]
+    by_name = bool(rows) and "op" in rows[0]
+    lines = [f"| {'op (type)' if by_name else 'op type'} | ms / step | share | count / step |",
+             "| --- | ---: | ---: | ---: |"]
     for r in rows[:top]:
-        lines.append(f"| {r['op_type']} | {r['ms_per_step']:.2f} | {r['ms_per_step'] / total:.1%} | "
+        label = f"{r['op']} ({r['op_type']})" if by_name else r["op_type"]
+        lines.append(f"| {label} | {r['ms_per_step']:.2f} | {r['ms_per_step'] / total:.1%} | "
                      f"{r['count_per_step']:g} |")
-    lines.append(f"| all {len(rows)} op types | {total:.2f} | 100.0% | |")
+    lines.append(f"| all {len(rows)} rows | {total:.2f} | 100.0% | |")
     return "\n".join(lines)
 
 
@@ -103,15 +115,14 @@ def main(argv):
     wall_ms = (time.perf_counter() - start) / _STEPS.value * 1000
     tf.profiler.experimental.stop()
     paths = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
-    rows = op_times(paths[-1], _STEPS.value)
+    rows = op_times(paths[-1], _STEPS.value, _BY.value)
     bn = "FusedBatchNormalization" if _FUSED_BN.value else "keras BatchNormalization"
     bn += f" over groups of {_GROUP.value}" if _GROUP.value else ""
     print(f"{_MODEL.value}, batch {_BATCH.value}, precision {_PRECISION.value}, {bn}: "
           f"{wall_ms:.1f} ms per step (wall, while profiling); trace in {logdir}")
     print(table(rows, _TOP.value))
     if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump({"wall_ms_per_step": wall_ms, "ops": rows}, f, indent=2)
+        benchmarking.write_record(_OUT.value, "tools.perf.profile_step", {"wall_ms_per_step": wall_ms, "ops": rows})
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ own train step on the same synthetic batch. With ``imagenet50`` in the list,
 table gives the ratio. ``--rounds=N`` repeats the whole list N times, alternating, and the table
 gives medians over rounds (the JSON keeps every round): on a shared machine one pair of runs
 can differ by 20 %. ``--bn_group_sizes=0,64`` measures our nets with standard BN (0) and with
-ghost BN over groups of 64 images (the CIFAR recipe's default), alternating. ``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
+ghost BN over groups of 64 images (the CIFAR recipe's default), alternating.
+``--jit_compile=auto`` uses XLA on GPUs only (it was 2.5x slower on CPU).
+
 On CPUs, "of peak" is the training FLOP/s as a share of the machine's attainable dense-matmul rate
 in the same precision, measured in every round right after its nets (``--matmul_size``), so that
 a slower moment of a shared machine slows both; with several rounds the table gives the median
-share and, in brackets, the lowest and highest round. With ``--recipe_data_dir``
-(a prepared CIFAR-10), the CIFAR recipe's own loop (real input
+share and, in brackets, the lowest and highest round.
+
+With ``--recipe_data_dir`` (a prepared CIFAR-10), the CIFAR recipe's own loop (real input
 pipeline, TensorBoard logging, checkpoint) is timed against the bare step: the recipe overhead.
 """
 

@@ -1,4 +1,4 @@
-"""Where a train step's time goes: TF profiler op times, summed by op type.
+"""Where a train step's time goes: TF profiler op times, summed by op type (or per op with ``--by=name``).
 
     python -m tools.perf.profile_step [--model=cifar20] [--precision=none] [--batch_size=128] \
         [--steps=5] [--warmup=3] [--fused_batch_norm=true] [--bn_group_size=0] [--by=type|name] \
@@ -7,7 +7,8 @@
 Runs the recipes' train step (``benchmarking.synthetic_train_step``) under
 ``tf.profiler.experimental`` for ``--steps`` steps and prints a Markdown table of the
 time of each TF op type per step, summed over all threads (so it can exceed the wall time
-when ops run in parallel), largest first, with the share of the total and the count per step.
+when ops run in parallel), largest first, with the share of the total and the count per step;
+``--by=name`` gives one row per op (per layer and pass), e.g. to compare a layer between precisions.
 ``--fused_batch_norm=false`` builds stock Keras BN, to see what the fused layer saves;
 ``--bn_group_size=64`` profiles ghost BN over groups of 64 images (the CIFAR recipe's default).
 The trace stays in ``--logdir`` for TensorBoard's profile plugin.

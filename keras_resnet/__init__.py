@@ -1,7 +1,8 @@
 """keras-resnet: the networks and recipes of He et al., "Deep Residual Learning
 for Image Recognition" (CVPR 2016, arXiv:1512.03385), in Keras 3.
 
-The public names below are imported on first use, so that importing a submodule
+Installed as the distribution ``keras-resnet-paper`` (``keras-resnet`` on PyPI is another
+project with the same import name). The public names below are imported on first use, so that importing a submodule
 (e.g. ``keras_resnet.cli`` in the command-line tools) does not load TensorFlow.
 """
 
@@ -20,7 +21,7 @@ _PUBLIC = {
     "torchvision_preprocessing": "keras_resnet.pretrained",
 }
 __all__ = sorted(_PUBLIC)
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # The one source of the version: pyproject.toml reads it (a dynamic version).
 
 
 def __getattr__(name):

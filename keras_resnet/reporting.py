@@ -54,6 +54,17 @@ class Run:
     config: dict
     scalars: dict[str, dict[str, list[tuple[int, float]]]]  # split -> tag -> [(step, value)]
     stats: dict
+    provenance: dict | None = None  # provenance.json: {"segments": [...]}, None where not recorded.
+
+    def provenance_line(self) -> str:
+        """One line of what produced the run (``keras_resnet.provenance.summary``), loudly marked
+        when its segments differ in code, libraries, device class, precision or data."""
+        from keras_resnet import provenance
+        if self.provenance is None:
+            return "provenance not recorded (the run predates provenance.json)"
+        line = provenance.summary(self.provenance["segments"])
+        note = self.provenance.get("reconstructed_from")
+        return f"reconstructed from {note}, never recorded by the run: {line}" if note else line
 
     @property
     def final_step(self) -> int:
@@ -88,7 +99,8 @@ def find_runs(root: str) -> list[Run]:
             if os.path.exists(os.path.join(folder, name)):
                 with open(os.path.join(folder, name)) as f:
                     stats.update(json.load(f))
-        runs.append(Run(folder, read_config(folder), scalars, stats))
+        from keras_resnet import provenance
+        runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder)))
     if not runs:
         raise ValueError(f"--runs={root} holds no run (no config.json below it)")
     return runs

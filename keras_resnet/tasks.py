@@ -131,8 +131,9 @@ def cifar10_task(experiment: CifarExperiment, config: TrainConfig, data_dir: str
     hparams = experiment_hparams("cifar10", experiment, config)
     if eval_subset_mask:
         hparams["eval_subset_mask"] = eval_subset_mask
+    data = cifar_data.data_identity({train_split: train, eval_split: held_out}, data_dir)
     return Task(build_model=build_model, train_dataset=train_dataset, evaluations=evaluations,
-                hparams=hparams, export=export)
+                hparams=hparams, export=export, data=data)
 
 
 def _masked(data: cifar_data.CifarData, mask_path: str) -> cifar_data.CifarData:
@@ -238,7 +239,7 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
 
     hparams = experiment_hparams("imagenet2012", experiment, config)
     return Task(build_model=build_model, train_dataset=train_dataset,
-                evaluations={"validation": validation}, hparams=hparams)
+                evaluations={"validation": validation}, hparams=hparams, data=imagenet_data.data_identity(data_dir))
 
 
 def imagenet_final_evaluation(experiment: ImagenetExperiment, model, data_dir: str | None,

@@ -20,6 +20,9 @@ What ``model_dir`` holds:
 * ``model.keras``: the final model, BN statistics averaged over replicas, and whatever
   the task exports beside it (the CIFAR-10 task: ``classifier.keras``, raw RGB in,
   probabilities out).
+* ``provenance.json``: what produced the run, one segment per start or resume: code version and
+  commit, library versions, machine, strategy, precision, data (``keras_resnet.provenance``); also
+  a text summary in ``train/``. Another worker of a multi-worker job writes ``provenance-worker<N>.json``.
 * ``stats.json``: the final numbers (written last; its presence marks a finished run).
 """
 
@@ -39,7 +42,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from keras_resnet import distribute, hardware
+from keras_resnet import distribute, hardware, provenance
 from keras_resnet.models import recursion_limit_for
 from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
 
@@ -155,6 +158,8 @@ class Task:
         hparams: The run's configuration, logged and checked on resume.
         export: Optional ``(model, model_dir) -> None``, called once at the end of a
             finished run after ``model.keras`` is written (e.g. a ready-to-use classifier).
+        data: The identity of the data read (``{"identity": ..., "summary": ...}``,
+            e.g. ``keras_resnet.data.data_identity``), recorded in the run's provenance.
     """
 
     build_model: Callable[[Any], keras.Model]
@@ -162,6 +167,7 @@ class Task:
     evaluations: dict[str, Callable[[keras.Model], dict]]
     hparams: dict
     export: Callable[[keras.Model, str], None] | None = None
+    data: dict | None = None
 
 
 def what_is_trained(hparams: dict) -> dict:
@@ -444,6 +450,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     loop = _TrainingLoop(config, task, strategy, state, checkpoints, model_dir, chief, start)
     if start == 0 and chief:
         _write_hparams(model_dir, hparams)
+    loop.record_provenance()
     loop.run(config.train_steps if stop_after is None else min(config.train_steps, stop_after))
     return loop.finish()
 
@@ -491,6 +498,7 @@ class _TrainingLoop:
             lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
         self.summaries = _Summaries(model_dir, ["train", *task.evaluations], chief)
         self.stats: dict[str, Any] = {"interrupted": None}
+        self.provenance: provenance.RunProvenance | None = None
         self.t_start = time.time()
         self.clock = {"time": time.time(), "step": start, "images_per_second": float("nan")}
 
@@ -525,6 +533,20 @@ class _TrainingLoop:
                     self.stats["interrupted"] = stop["signal"]
                     break
 
+    def record_provenance(self) -> None:
+        """Appends this segment to the run's provenance (each worker its own file) and, on the chief,
+        writes it as a TensorBoard text summary at the first step."""
+        worker = None if self.chief else f"worker{self.strategy.cluster_resolver.task_id}"
+        facts = provenance.collect(self.strategy, self.config.mixed_precision, self.config.jit_compile,
+                                   self.task.data, self.task.hparams.get("command"))
+        self.provenance = provenance.RunProvenance(
+            os.path.join(self.model_dir, provenance.file_name(worker)), facts, self.start)
+        writer = self.summaries.writers.get("train")
+        if writer is not None:
+            with writer.as_default(step=self.start):
+                tf.summary.text("provenance", provenance.markdown(self.provenance.segment))
+            writer.flush()
+
     def finish(self) -> dict:
         """The final numbers; when the run is complete, the chief writes the model, its export and
         stats.json. A non-chief worker removes its scratch checkpoints."""
@@ -537,6 +559,8 @@ class _TrainingLoop:
                 if self.task.export:
                     self.task.export(self.state.model, self.model_dir)
                 _write_json_atomic(os.path.join(self.model_dir, STATS_FILE), _jsonable(self.stats))
+        if self.provenance is not None:
+            self.provenance.update(self.step, finished=self.stats["complete"])
         if not self.chief and tf.io.gfile.exists(self.checkpoints.directory):
             tf.io.gfile.rmtree(self.checkpoints.directory)
         return self.stats
@@ -609,6 +633,8 @@ class _TrainingLoop:
                                      directory, step):
             self.checkpoints.own.save(checkpoint_number=step)
             self.summaries.flush()
+        if self.provenance is not None:
+            self.provenance.update(step)
 
 
 @contextlib.contextmanager

@@ -59,6 +59,14 @@ def test_two_workers_end_with_identical_weights_and_bn_statistics(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-4")
     assert (tmp_path / "run" / "model.keras").exists()
     assert not (tmp_path / "run" / "scratch" / "worker1").exists()
+    # Every worker records its own machine: the chief in provenance.json, the other beside it.
+    for name, task in (("provenance.json", "worker:0"), ("provenance-worker1.json", "worker:1")):
+        with open(tmp_path / "run" / name) as f:
+            (segment,) = json.load(f)["segments"]
+        runtime = segment["runtime"]
+        assert (runtime["strategy"], runtime["workers"], runtime["replicas"], runtime["task"]) == (
+            "MultiWorkerMirroredStrategy", 2, 2, task)
+        assert segment["last_step"] == 4 and segment["device"]["cpu"]["model_name"]
 
 
 @pytest.mark.slow

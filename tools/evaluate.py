@@ -40,18 +40,20 @@ _JSON = flags.DEFINE_string("json", None, "Also write the results here as JSON."
 def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "test", train_split: str = "train",
                          normalization: str = "pixel_mean", subset_mask: str | None = None,
                          batch_size: int = 500, jpeg_quality: int | None = None) -> dict:
-    """``{"split", "images", "loss", "error", and per subset "<name>_images", "<name>_error"}``, errors in %."""
+    """``{"model", "model_sha256", "data" (what was evaluated: ``keras_resnet.data.data_identity``), "split",
+    "images", "loss", "error", and per subset "<name>_images", "<name>_error"}``, errors in %."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     import keras_resnet.layers  # noqa: F401  (registers the package's layers for loading)
-    from keras_resnet import export
-    from keras_resnet.data import cifar10_eval_dataset, load_cifar10
+    from keras_resnet import export, provenance
+    from keras_resnet.data import cifar10_eval_dataset, data_identity, load_cifar10
 
     if not os.path.isfile(model_path):
         raise ValueError(f"--model={model_path} is not a file")
     data = load_cifar10(split, data_dir, train_split=train_split)
+    identity = data_identity({split: data}, data_dir)  # As read, before any JPEG re-encoding.
     mask = None
     if subset_mask:
         mask = np.load(subset_mask)
@@ -78,7 +80,8 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
     labels = data.labels
     correct = probs.argmax(-1) == labels
     loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))
-    results = {"model": model_path, "split": split, "jpeg_quality": jpeg_quality, "images": int(len(labels)),
+    results = {"model": model_path, "model_sha256": provenance.file_sha256(model_path), "data": identity, "split": split,
+               "jpeg_quality": jpeg_quality, "images": int(len(labels)),
                "loss": float(loss.mean()),
                "error": 100.0 * float(1.0 - correct.mean())}
     if mask is not None:

@@ -87,6 +87,11 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
     lines += ["## Commands", ""]
     for run in runs:
         lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`")
+    lines += ["", "## Provenance", "",
+              "What produced each run (its `provenance.json`: one segment per start or resume); a run whose "
+              "segments differ in code, library versions, device class, precision or data is marked.", ""]
+    for run in runs:
+        lines.append(f"- `{run.model_dir}`: {run.provenance_line()}")
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

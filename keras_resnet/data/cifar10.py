@@ -32,6 +32,18 @@ _MEMBERS = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin", "ba
 PAD = 4  # Section 4.2: "4 pixels are padded on each side".
 IMAGE_SIZE = 32
 NORMALIZATIONS = ("pixel_mean", "channel_mean_std")
+# The md5 of each file of the official cifar-10-binary.tar.gz (the tarball itself differs between
+# copies: its headers and compression, not its contents). ``archive_md5s`` rebuilds these files from
+# prepared records, so a run can tell the original data from a rebuilt or altered copy.
+OFFICIAL_MD5 = {
+    "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
+    "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
+    "data_batch_3.bin": "942cd6a4bcdd0dd3c604fbe906cb4421",
+    "data_batch_4.bin": "ae636b3ba5c66a11e91e8cb52e771fcb",
+    "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d",
+    "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d",
+}
+SOURCE_FILE = "source.json"  # Beside the prepared data: the archive it came from (prepare_cifar10).
 
 
 class DataNotPreparedError(RuntimeError):
@@ -44,6 +56,19 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def md5_of_members(archive: str) -> dict[str, str]:
+    """The md5 of each ``.bin`` file inside a CIFAR-10 binary archive."""
+    result = {}
+    with tarfile.open(archive, "r:*") as tar:
+        for name in OFFICIAL_MD5:
+            digest = hashlib.md5()
+            with tar.extractfile(tar.getmember(_PREFIX + name)) as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            result[name] = digest.hexdigest()
+    return result
 
 
 def check_cifar10_archive(archive: str) -> None:
@@ -87,10 +112,15 @@ def prepare_cifar10(archive: str, data_dir: str) -> tfds.core.DatasetBuilder:
     rebuilt copies differ byte-wise from the official file.
     """
     check_cifar10_archive(archive)
-    logging.info("Preparing cifar10 from %s (sha256 %s)", archive, sha256(archive))
+    source = {"archive": os.path.abspath(archive), "archive_sha256": sha256(archive), "bin_md5": md5_of_members(archive)}
+    source["official_md5"] = source["bin_md5"] == OFFICIAL_MD5
+    logging.info("Preparing cifar10 from %s (sha256 %s; %s)", archive, source["archive_sha256"],
+                 "every .bin has the official md5" if source["official_md5"] else "NOT the official .bin files")
     builder = tfds.builder("cifar10", data_dir=data_dir)
     if builder.is_prepared():
-        logging.info("cifar10 is already prepared in %s", builder.data_dir)
+        _check_prepared_from(builder, data_dir, archive, source["bin_md5"])
+        logging.info("cifar10 is already prepared in %s, from the same files as %s", builder.data_dir, archive)
+        _write_source(builder.data_dir, source)
         return builder
     os.makedirs(data_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".extract-") as tmp:
@@ -106,7 +136,84 @@ def prepare_cifar10(archive: str, data_dir: str) -> tfds.core.DatasetBuilder:
         builder._split_generators = lambda dl_manager, **kw: generate(_LocalArchive(tmp), **kw)
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+    _write_source(builder.data_dir, source)
     return builder
+
+
+def _check_prepared_from(builder, data_dir: str, archive: str, bin_md5: dict[str, str]) -> None:
+    """Raises ``ValueError`` unless the prepared records rebuild exactly the archive's files."""
+    for split in ("train", "test"):
+        images, labels, record = _read_split(split, data_dir)
+        prepared = archive_md5s(CifarData(images, labels, np.zeros(0), np.zeros(0), record), split)
+        for name, md5 in (prepared or {}).items():
+            if md5 != bin_md5[name]:
+                raise ValueError(f"cifar10 in {builder.data_dir} was prepared from other files than {archive} "
+                                 f"({name}: md5 {md5} prepared, {bin_md5[name]} in the archive); "
+                                 "prepare into another --data_dir")
+
+
+def _write_source(builder_dir: str, source: dict) -> None:
+    import json
+    from datetime import datetime, timezone
+    path = os.path.join(builder_dir, "keras_resnet", SOURCE_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump({**source, "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def read_source(data_dir: str | None) -> dict | None:
+    """What ``prepare_cifar10`` recorded of the archive the prepared data came from, or ``None``."""
+    import json
+    builder = prepared_builder("cifar10", data_dir, "python -m tools.prepare_cifar10 --data_dir={data_dir}")
+    path = os.path.join(builder.data_dir, "keras_resnet", SOURCE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def archive_md5s(data: "CifarData", split: str) -> dict[str, str] | None:
+    """The md5 of each original ``.bin`` file, rebuilt from ``data`` (a whole ``train`` or ``test``
+    split: 1 label byte, then the R, G and B planes of each record, in the archive's order);
+    ``None`` for a part of a split, which covers no file whole."""
+    names = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}.get(split)
+    if names is None or data.record is None or len(data.record) % len(names):
+        return None
+    order = np.argsort(data.record)
+    if not np.array_equal(data.record[order], np.arange(len(order))):
+        return None
+    per_file = len(order) // len(names)  # 10,000 in CIFAR-10; the archive's files are of equal size.
+    records = np.concatenate([data.labels[order].astype(np.uint8)[:, None],
+                              data.images[order].transpose(0, 3, 1, 2).reshape(len(order), -1)], axis=1)
+    return {name: hashlib.md5(records[i * per_file:(i + 1) * per_file].tobytes()).hexdigest()
+            for i, name in enumerate(names)}
+
+
+def data_identity(splits: dict[str, "CifarData"], data_dir: str | None) -> dict:
+    """What a run read, for its provenance: TFDS's dataset version, the md5 of every original file
+    rebuilt from the records read (or of the records themselves, for part of a split), whether they
+    are the official files, and the archive the data was prepared from (``None``: prepared before
+    this was recorded)."""
+    builder = prepared_builder("cifar10", data_dir, "python -m tools.prepare_cifar10 --data_dir={data_dir}")
+    read = {}
+    for split, data in splits.items():
+        md5 = archive_md5s(data, split)
+        if md5 is None:
+            order = np.argsort(data.record)
+            content = hashlib.md5(data.labels[order].astype(np.uint8).tobytes() + data.images[order].tobytes())
+            read[split] = {"images": len(data), "records_md5": content.hexdigest(), "official": None}
+        else:
+            read[split] = {"images": len(data), "bin_md5": md5,
+                           "official": all(OFFICIAL_MD5[n] == v for n, v in md5.items())}
+    official = all(r["official"] for r in read.values())
+    partial = any(r["official"] is None for r in read.values())
+    summary = (f"cifar10 (TFDS {builder.version}), "
+               + ("part of a split: records md5 recorded" if partial else
+                  "every .bin has the official md5" if official else "NOT the official CIFAR-10 files"))
+    identity = {"dataset": "cifar10", "tfds_version": str(builder.version), "splits": read}
+    return {"identity": identity, "summary": summary, "data_dir": builder.data_dir,
+            "prepared_from": read_source(data_dir)}
 
 
 @dataclasses.dataclass(frozen=True)

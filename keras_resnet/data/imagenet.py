@@ -65,6 +65,19 @@ def imagenet_split(split: str, data_dir: str | None = None, shuffle_files: bool 
     return ds.map(lambda ex: (ex["image"], ex["label"]))
 
 
+def data_identity(data_dir: str | None = None) -> dict:
+    """What a run reads, for its provenance: TFDS's dataset version and the examples and files of each
+    split as prepared (the ILSVRC2012 tarballs themselves are not hashed: 150 GB)."""
+    builder = prepared_builder(
+        "imagenet2012", data_dir,
+        "python -m tools.prepare_imagenet --manual_dir=DIR_WITH_ILSVRC2012_TARS --data_dir={data_dir}")
+    splits = {name: {"images": info.num_examples, "shards": len(info.filenames)}
+              for name, info in builder.info.splits.items()}
+    identity = {"dataset": "imagenet2012", "tfds_version": str(builder.version), "splits": splits}
+    summary = f"imagenet2012 (TFDS {builder.version}), " + ", ".join(f"{k} {v['images']:,}" for k, v in splits.items())
+    return {"identity": identity, "summary": summary, "data_dir": builder.data_dir}
+
+
 def _resize_short_side(image: tf.Tensor, size) -> tf.Tensor:
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)

@@ -251,6 +251,10 @@ def summary(segments: list[dict]) -> str:
              f"{runtime.get('precision', 'precision unknown')}",
              str(data.get("summary") or data.get("identity", "data unknown")),
              f"{len(segments)} segment{'s' if len(segments) != 1 else ''}"]
+    rebuilt = [str(i + 1) for i, segment in enumerate(segments) if segment.get("reconstructed_from")]
+    if rebuilt:  # Written afterwards (a run older than provenance.json), never by the run itself.
+        parts.append(f"segment {', '.join(rebuilt)} reconstructed afterwards from "
+                     f"{segments[int(rebuilt[0]) - 1]['reconstructed_from']}")
     line = "; ".join(parts)
     differ = differences(segments)
     if differ:

@@ -217,6 +217,12 @@ def test_the_summary_line_of_consistent_segments_has_no_mark_and_names_the_facts
         assert fact in line
 
 
+def test_the_summary_line_names_segments_reconstructed_afterwards():
+    line = provenance.summary([{**_segment(), "reconstructed_from": "the session log"}, _segment()])
+    assert line.endswith("2 segments; segment 1 reconstructed afterwards from the session log")
+    assert "reconstructed" not in provenance.summary([_segment(), _segment()])
+
+
 def test_the_report_says_when_a_run_has_no_provenance(tmp_path):
     from keras_resnet.reporting import Run
     assert "not recorded" in Run(str(tmp_path), {}, {}, {}).provenance_line()

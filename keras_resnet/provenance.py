@@ -242,7 +242,7 @@ def summary(segments: list[dict]) -> str:
     s = segments[-1]
     code, soft, device, runtime, data = (s.get(k) or {} for k in ("code", "software", "device", "runtime", "data"))
     commit = code.get("git_commit")
-    where = (f"{commit[:10]}{' +uncommitted changes' if code.get('git_dirty') else ''}" if commit
+    where = (f"{commit[:10]}{' +uncommitted changes' if code.get('git_dirty') is True else ''}" if commit
              else code.get("source", "unknown"))
     parts = [f"{code.get('distribution', 'keras-resnet')} {code.get('version', '?')} ({where})",
              f"TF {soft.get('tensorflow', '?')}, Keras {soft.get('keras', '?')}, TFDS {soft.get('tensorflow_datasets', '?')}",

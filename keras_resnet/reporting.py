@@ -44,6 +44,7 @@ def read_config(model_dir: str) -> dict:
 # The event folders a run may have: training, the held-out split, and its masked subset
 # (``--eval_subset_mask``, e.g. the 1,000 pixel-exact test images of this project's CIFAR-10 copy).
 SPLITS = ("train", "test", "validation", "test_subset", "validation_subset")
+REEVALUATION_FILE = "reevaluation.json"  # tools.evaluate --json of the run's final model, on other data.
 
 
 @dataclasses.dataclass
@@ -55,6 +56,26 @@ class Run:
     scalars: dict[str, dict[str, list[tuple[int, float]]]]  # split -> tag -> [(step, value)]
     stats: dict
     provenance: dict | None = None  # provenance.json: {"segments": [...]}, None where not recorded.
+    reevaluation: dict | None = None  # reevaluation.json: tools.evaluate's JSON of the final model.
+
+    def final_error(self, split: str) -> float | None:
+        """The final error on ``split``: from ``reevaluation.json`` where the final model was
+        evaluated again (on other data than the run's curves, e.g. a corrected test set), else the
+        last logged value."""
+        again = self.reevaluation or {}
+        if again.get("split") == split and "error" in again:
+            return again["error"]
+        if split.endswith("_subset") and again.get("split") == split[:-len("_subset")] and "masked_error" in again:
+            return again["masked_error"]
+        return self.final(split)
+
+    def reevaluation_note(self) -> str | None:
+        """How a re-evaluated row differs from the run's own curves, or ``None``."""
+        if not self.reevaluation:
+            return None
+        data = (self.reevaluation.get("data") or {}).get("summary", "the data named in reevaluation.json")
+        return (f"final error from reevaluation.json: the final model tested again on {data} "
+                "(the curves and time to accuracy are as logged during the run)")
 
     def provenance_line(self) -> str:
         """One line of what produced the run (``keras_resnet.provenance.summary``), loudly marked
@@ -100,7 +121,11 @@ def find_runs(root: str) -> list[Run]:
                 with open(os.path.join(folder, name)) as f:
                     stats.update(json.load(f))
         from keras_resnet import provenance
-        runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder)))
+        again = None
+        if os.path.exists(os.path.join(folder, REEVALUATION_FILE)):
+            with open(os.path.join(folder, REEVALUATION_FILE)) as f:
+                again = json.load(f)
+        runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder), again))
     if not runs:
         raise ValueError(f"--runs={root} holds no run (no config.json below it)")
     return runs
@@ -232,14 +257,14 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
     for key in order:
         members = groups[key]
         config = members[0].config
-        s = summarize([r.final(r.eval_split) for r in members])
+        s = summarize([r.final_error(r.eval_split) for r in members])
         steps = config.get("train_steps") or 0
         comparable = (config.get("residual", True) and config.get("shortcut") == "A"
                       and steps >= CIFAR_SCHEDULE["train_steps"] and config.get("protocol", "test") == "test")
         paper, delta = _paper_cells(config.get("depth"), s, comparable)
         if not config.get("residual", True) or config.get("shortcut") != "A":
             paper = "-"
-        differs = deviations(config)
+        differs = deviations(config) + sorted({r.reevaluation_note() for r in members if r.reevaluation})
         if steps < CIFAR_SCHEDULE["train_steps"]:
             differs = [f"SHORT: {steps:,} of 64,000 iterations, not compared"] + [
                 d for d in differs if not d.startswith(("train_steps=", "lr_boundaries="))]
@@ -247,7 +272,7 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
         rows.append(f"| {run_label(config)} | {paper} | {s['mean']:.2f} +- {s['std']:.2f} | {s['n']} | "
                     f"{s['best']:.2f} | {delta} | {', '.join(f'{d:,}' for d in done)} | "
                     f"{'; '.join(differs) or 'none'} |")
-        subset = [r.final(f"{r.eval_split}_subset") for r in members]
+        subset = [r.final_error(f"{r.eval_split}_subset") for r in members]
         if all(v is not None for v in subset):  # --eval_subset_mask: e.g. the pixel-exact test images.
             s, mask = summarize(subset), os.path.basename(config.get("eval_subset_mask") or "the subset mask")
             paper, delta = _paper_cells(config.get("depth"), s, comparable)

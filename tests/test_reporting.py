@@ -237,3 +237,21 @@ def test_a_run_evaluated_on_a_subset_gets_a_second_table6_row_for_those_images(t
     assert full[:3] == ["ResNet-20", "8.75", "16.50 +- 0.00"] and full[7] == "none"
     assert subset[:3] == ["ResNet-20, `test_subset` images only", "8.75", "8.50 +- 0.00"]
     assert subset[5] == "-0.25" and subset[7] == "only the images of test_exact_mask.npy"
+
+
+def test_a_reevaluated_final_model_gives_the_rows_error_and_says_on_what_data(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 17.14])  # Logged on damaged test images.
+    with open(os.path.join(folder, reporting.REEVALUATION_FILE), "w") as f:
+        json.dump({"split": "test", "error": 8.48, "masked_error": 7.7,
+                   "data": {"summary": "cifar10, every .bin has the official md5"}}, f)
+    (cells, subset), _ = table_rows(tmp_path)
+    assert cells[2] == "8.48 +- 0.00" and cells[5] == "-0.27" and subset[2] == "7.70 +- 0.00"
+    assert "reevaluation.json" in cells[7] and "every .bin has the official md5" in cells[7]
+    assert reporting.find_runs(str(tmp_path))[0].final("test") == pytest.approx(17.14)  # The curve stays as logged.
+
+
+def test_the_report_has_a_provenance_line_per_run(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "r20", 20, True, 0, [60.0, 30.0], train_steps=2000)
+    text = open(write_report(str(runs), str(tmp_path / "out"), None, 10)).read()
+    assert "## Provenance" in text and f"`{runs / 'r20'}`: provenance not recorded" in text

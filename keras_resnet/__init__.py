@@ -19,6 +19,7 @@ _PUBLIC = {
     "cifar_resnet": "keras_resnet.models",
     "imagenet_resnet": "keras_resnet.models",
     "torchvision_preprocessing": "keras_resnet.pretrained",
+    "cifar10_preprocessing": "keras_resnet.trained",
 }
 __all__ = sorted(_PUBLIC)
 __version__ = "0.2.0"  # The one source of the version: pyproject.toml reads it (a dynamic version).

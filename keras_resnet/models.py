@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import keras
 
 from keras_resnet import blocks as blocks_lib
+from keras_resnet import trained
 from keras_resnet.blocks import BlockOptions
 
 # Table 1: depth -> (blocks per stage conv2_x..conv5_x, bottleneck?).
@@ -45,6 +46,7 @@ def cifar_resnet(
     bn_group_size: int | None = None,
     dtype: Any = None,
     name: str | None = None,
+    weights: str | None = None,
 ) -> keras.Model:
     """The CIFAR-10 ResNet (or plain net) of section 4.2, depth ``6n + 2``.
 
@@ -71,6 +73,12 @@ def cifar_resnet(
             recipes train with ``bn_group_size=64``, the paper's BN batch;
             the builder's default ``None`` keeps standard Keras BN.
         name: Model name; defaults to ``"resnet20"`` / ``"plain20"``.
+        weights: ``None`` (random initialisation), ``"cifar10"`` (the weights this package
+            trained with the paper's recipe and schedule, shipped inside it: ResNet-20, 8.48 %
+            test error; a ``ValueError`` names the nets that have some), or the path of a
+            ``.weights.h5`` saved from a net of the same architecture. Trained weights expect
+            images minus the training set's per-pixel mean: ``keras_resnet.cifar10_preprocessing()``.
+            With ``include_top=False`` the backbone's weights are taken from them.
 
     Returns:
         A functional ``keras.Model``.
@@ -92,12 +100,36 @@ def cifar_resnet(
     def stem(x):
         return blocks_lib.conv_bn(x, width, 3, 1, "conv1", opts)
 
-    return _build(
-        stem=stem, block_fn=blocks_lib.basic_block, stage_blocks=(n, n, n),
-        stage_filters=(width, 2 * width, 4 * width), stage_strides=(1, 2, 2), opts=opts,
-        input_shape=input_shape, include_top=include_top, pooling=pooling,
-        num_classes=num_classes, classifier_activation=classifier_activation,
-        name=name or f"{'resnet' if residual else 'plain'}{depth}")
+    def build(include_top: bool) -> keras.Model:
+        return _build(
+            stem=stem, block_fn=blocks_lib.basic_block, stage_blocks=(n, n, n),
+            stage_filters=(width, 2 * width, 4 * width), stage_strides=(1, 2, 2), opts=opts,
+            input_shape=input_shape, include_top=include_top, pooling=pooling,
+            num_classes=num_classes, classifier_activation=classifier_activation,
+            name=name or f"{'resnet' if residual else 'plain'}{depth}")
+
+    if weights is None:
+        return build(include_top)
+    if weights == "cifar10":
+        weights = trained.cifar10_weights(depth, residual)
+        if num_classes != 10 or shortcut != "A" or width != 16:
+            raise ValueError(f'weights="cifar10" are for 10 classes, shortcut "A" and width 16; got '
+                             f"num_classes={num_classes}, shortcut={shortcut!r}, width={width}")
+    trained.check_weights_fit(weights, depth=depth, residual=residual, shortcut=shortcut)
+    return _with_weights(build, weights, include_top)
+
+
+def _with_weights(build: Callable[[bool], keras.Model], weights: str, include_top: bool) -> keras.Model:
+    """The net with ``weights`` loaded; without its top, the backbone's weights taken from them."""
+    full = build(True)
+    full.load_weights(weights)
+    if include_top:
+        return full
+    backbone = build(False)
+    for layer in backbone.layers:
+        if layer.weights:
+            layer.set_weights(full.get_layer(layer.name).get_weights())
+    return backbone
 
 
 def imagenet_resnet(
@@ -203,17 +235,8 @@ def imagenet_resnet(
 
     if weights is None:
         return build(include_top)
-    from keras_resnet.pretrained import check_weights_fit
-    check_weights_fit(weights, depth, stride_on)
-    full = build(True)
-    full.load_weights(weights)
-    if include_top:
-        return full
-    backbone = build(False)
-    for layer in backbone.layers:
-        if layer.weights:
-            layer.set_weights(full.get_layer(layer.name).get_weights())
-    return backbone
+    trained.check_weights_fit(weights, depth=depth, stride_on=stride_on)
+    return _with_weights(build, weights, include_top)
 
 
 def _build(*, stem: Callable, block_fn: Callable, stage_blocks: Sequence[int],

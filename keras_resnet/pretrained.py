@@ -18,17 +18,17 @@ needs PyTorch.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
 import keras
 import numpy as np
 
+from keras_resnet.trained import mark_weights
+
 # torchvision's transforms: ToTensor() (RGB / 255), then Normalize(mean, std).
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
-_CONFIG_ATTR = "keras_resnet_config"  # Stored in the converted .weights.h5: which net the weights are for.
 _IGNORED = re.compile(r".*num_batches_tracked$")  # BN bookkeeping without a Keras counterpart.
 
 
@@ -153,26 +153,3 @@ def convert_checkpoint(checkpoint: str, depth: int, out: str) -> str:
     model.save_weights(out)
     mark_weights(out, {"depth": depth, "stride_on": "3x3", "source": os.path.basename(checkpoint)})
     return out
-
-
-def mark_weights(path: str, config: dict) -> None:
-    """Records in a ``.weights.h5`` which net the weights are for (checked on loading)."""
-    import h5py
-    with h5py.File(path, "a") as f:
-        f.attrs[_CONFIG_ATTR] = json.dumps(config)
-
-
-def check_weights_fit(path: str, depth: int, stride_on: str) -> None:
-    """Raises ``ValueError`` if ``path`` was converted for another depth or stride placement (the
-    shapes of the 1x1 and 3x3 variants are the same, so loading would silently compute another net)."""
-    import h5py
-    if not os.path.isfile(path):
-        raise ValueError(f"weights {path!r} does not exist or is not a file")
-    with h5py.File(path, "r") as f:
-        recorded = f.attrs.get(_CONFIG_ATTR)
-    if recorded is None:
-        return
-    config = json.loads(recorded)
-    if (config.get("depth"), config.get("stride_on")) != (depth, stride_on):
-        raise ValueError(f"weights {path!r} are for depth={config.get('depth')}, stride_on={config.get('stride_on')!r} "
-                         f"(converted from {config.get('source')}); this net is depth={depth}, stride_on={stride_on!r}")

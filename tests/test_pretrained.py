@@ -65,9 +65,9 @@ def test_the_backbone_takes_its_weights_from_the_file(resnet18_checkpoint, tmp_p
 def test_weights_converted_for_the_3x3_stride_are_refused_by_the_papers_1x1_net(resnet18_checkpoint, tmp_path):
     path, _ = resnet18_checkpoint
     out = pretrained.convert_checkpoint(path, 18, str(tmp_path / "r18.weights.h5"))
-    with pytest.raises(ValueError, match="are for depth=18, stride_on='3x3'.*this net is depth=34"):
+    with pytest.raises(ValueError, match="are for depth=18 .*this net has depth=34"):
         imagenet_resnet(34, stride_on="3x3", weights=out)
-    with pytest.raises(ValueError, match="this net is depth=18, stride_on='1x1'"):
+    with pytest.raises(ValueError, match="are for stride_on='3x3' .*this net has stride_on='1x1'"):
         imagenet_resnet(18, weights=out)
 
 

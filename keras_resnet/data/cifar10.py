@@ -26,6 +26,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_resnet.provenance import file_sha256 as sha256
+
 _RECORD_BYTES = 1 + 32 * 32 * 3
 _PREFIX = "cifar-10-batches-bin/"
 _MEMBERS = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin", "batches.meta.txt"]
@@ -48,14 +50,6 @@ SOURCE_FILE = "source.json"  # Beside the prepared data: the archive it came fro
 
 class DataNotPreparedError(RuntimeError):
     """The dataset is neither prepared in ``data_dir`` nor downloadable."""
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def md5_of_members(archive: str) -> dict[str, str]:

@@ -18,11 +18,14 @@ from absl import flags
 from recipes import common
 
 _DEPTH = flags.DEFINE_integer("depth", 20, "6n+2: 20, 32, 44, 56, 110, 1202, ...")
+flags.register_validator("depth", lambda v: v is not None and v >= 8 and (v - 2) % 6 == 0,
+                         message="must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...)")
 _PLAIN = flags.DEFINE_bool("plain", False, "Train the plain twin (no shortcuts).")
 _SHORTCUT = flags.DEFINE_string("shortcut", "A", "Shortcut option: A (paper), B or C.")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 64_000, "Iterations; LR boundaries 32k/48k scale with it.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch over all replicas.")
-_LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 64_000, "Iterations; LR boundaries 32k/48k scale with it.",
+                                     lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch over all replicas.", lower_bound=1)
+_LR = common.define_positive_float("lr", 0.1, "Base learning rate.")
 _PROTOCOL = flags.DEFINE_string("protocol", "test", "test: 50k train / 10k test (Table 6); validation: 45k/5k.")
 _NORMALIZATION = flags.DEFINE_string("normalization", "pixel_mean", "pixel_mean (paper) or channel_mean_std.")
 _SUBSET = flags.DEFINE_string("eval_subset_mask", None, "Boolean .npy over the held-out split in the archive's "

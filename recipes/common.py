@@ -12,24 +12,33 @@ from keras_resnet import cli
 flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and the final model go "
                     "(default: runs/<dataset>/<net>-seed<seed>).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-flags.DEFINE_integer("seed", 0, "Seeds weights, data order and augmentation.")
+flags.DEFINE_integer("seed", 0, "Seeds weights, data order and augmentation.", lower_bound=0)
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bit-identical reruns on CPU).")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16", "auto"],
                   "float16 (GPUs, with loss scaling) or bfloat16; variables, BN and logits stay float32. "
                   "auto: what the hardware computes natively (bfloat16 on GPUs of compute capability 8.0+ "
                   "and CPUs with AVX512-BF16/AMX, float16 on older GPUs, else none); logged and recorded.")
-flags.DEFINE_integer("num_gpus", None, "GPUs to use with MirroredStrategy (default: all visible).")
+flags.DEFINE_integer("num_gpus", None, "GPUs to use with MirroredStrategy (default: all visible).", lower_bound=0)
 flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices under "
-                     "MirroredStrategy (for testing multi-replica runs without GPUs).")
+                     "MirroredStrategy (for testing multi-replica runs without GPUs).", lower_bound=0)
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (measured 2.5x slower on CPU; try on GPUs).")
-flags.DEFINE_integer("log_every", 100, "Steps between progress lines and training scalars.")
+flags.DEFINE_integer("log_every", 100, "Steps between progress lines and training scalars.", lower_bound=1)
 flags.DEFINE_integer("eval_every", None, "Steps between evaluations (default: the recipe's, CIFAR-10 2000, "
-                     "ImageNet 5000); the ImageNet plateau rule counts iterations, not evaluations.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+                     "ImageNet 5000); the ImageNet plateau rule counts iterations, not evaluations.", lower_bound=1)
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.", lower_bound=1)
 flags.DEFINE_integer("stop_after", None, "Stop with a checkpoint at this step (to fit a time slot); "
-                     "rerunning without it resumes.")
+                     "rerunning without it resumes.", lower_bound=1)
 
 FLAGS = flags.FLAGS
+
+
+def define_positive_float(name: str, default: float, help_text: str) -> flags.FlagHolder:
+    """A float flag refused at parsing (one line, exit status 2) unless positive and finite."""
+    import math
+    holder = flags.DEFINE_float(name, default, help_text)
+    flags.register_validator(name, lambda v: v is not None and v > 0 and math.isfinite(v),
+                             message="must be a positive number")
+    return holder
 
 
 class UsageError(ValueError):

@@ -23,18 +23,20 @@ from absl import flags
 from recipes import common
 
 _DEPTH = flags.DEFINE_integer("depth", 50, "18, 34, 50, 101 or 152.")
+flags.register_validator("depth", lambda v: v in (18, 34, 50, 101, 152), message="must be 18, 34, 50, 101 or 152")
 _PLAIN = flags.DEFINE_bool("plain", False, "Train the plain net (no shortcuts).")
 _SHORTCUT = flags.DEFINE_string("shortcut", "B", "Shortcut option A, B (paper for 50+) or C.")
 _STRIDE_ON = flags.DEFINE_string("stride_on", "1x1", "Bottleneck stride on the 1x1 (paper) or 3x3 (v1.5).")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 600_000, "Iterations (60e4 in the paper).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch over all replicas.")
-_LR = flags.DEFINE_float("lr", 0.1, "Base learning rate.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 600_000, "Iterations (60e4 in the paper).", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch over all replicas.", lower_bound=1)
+_LR = common.define_positive_float("lr", 0.1, "Base learning rate.")
 _SCHEDULE = flags.DEFINE_enum("lr_schedule", "plateau", ["plateau", "steps"],
                               "plateau: /10 when the validation error gains < 0.5 points in 50k iterations, at most "
                               "3 times (scaled to --train_steps); steps: /10 at 25/50/75%.")
 _EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", ["center", "ten_crop", "multiscale"],
                                "Protocol for the evaluations during training.")
-_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.",
+                                       lower_bound=1)
 _BN_GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups of this many images of each "
                                  "replica's batch; 0 (default) = the whole per-replica batch. The paper does not "
                                  "say; Goyal et al. (2017) use 32.", lower_bound=0)

@@ -24,8 +24,17 @@ def _local_gpus(num_gpus: int | None) -> list[str]:
 
 
 def planned_replicas(num_gpus: int | None = None) -> int:
-    """How many replicas ``make_strategy(num_gpus)`` will have, without creating it."""
-    return max(1, _num_workers()) * max(1, len(_local_gpus(num_gpus)))
+    """How many replicas ``make_strategy(num_gpus)`` will have, without creating it.
+
+    Counts physical GPUs only: listing logical devices would start TF's runtime, after which
+    ``MultiWorkerMirroredStrategy`` can no longer be created ("Collective ops must be configured
+    at program startup")."""
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if num_gpus is not None:
+        if num_gpus > gpus:
+            raise ValueError(f"num_gpus={num_gpus} but only {gpus} GPU(s) are visible")
+        gpus = num_gpus
+    return max(1, _num_workers()) * max(1, gpus)
 
 
 def make_strategy(num_gpus: int | None = None) -> tf.distribute.Strategy:

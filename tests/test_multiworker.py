@@ -96,3 +96,26 @@ def test_when_one_worker_dies_the_other_stops_and_restarting_the_job_resumes(tmp
     assert int(w0["step"]) == int(w1["step"]) == step + 2
     for name in (k for k in w0.files if k not in ("step", "chief")):
         np.testing.assert_array_equal(w0[name], w1[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_the_cifar_recipe_command_trains_on_two_local_workers(tiny_cifar, tmp_path):
+    """The recipe as a user runs it on two machines: the same command, TF_CONFIG naming both. It used
+    to list logical devices before creating the strategy and crash with "Collective ops must be
+    configured at program startup"."""
+    data_dir, _ = tiny_cifar
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "recipes.cifar10", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}",
+         "--depth=8", "--batch_size=20", "--bn_group_size=10", "--train_steps=3", "--log_every=1"], cwd=root,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3",
+                 TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+        assert f"Finished {tmp_path / 'run'}" in log
+    with open(tmp_path / "run" / "provenance.json") as f:
+        runtime = json.load(f)["segments"][0]["runtime"]
+    assert (runtime["strategy"], runtime["workers"], runtime["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)

@@ -12,7 +12,8 @@ What ``model_dir`` holds:
 * ``checkpoints/``: ``tf.train.Checkpoint`` of model, optimizer, step and
   schedule state, every ``checkpoint_every`` steps and at the end. TF writes
   a checkpoint completely before it records it, so a kill mid-write leaves the
-  previous one as the latest. Rerunning the same command resumes there.
+  previous one as the latest. Rerunning the same command resumes from the newest
+  one that reads cleanly (``keras_resnet.checkpoints``: damaged ones are set aside).
 * ``train/``, ``test/`` (and ``validation/``): TensorBoard event files. Scalars
   ``loss`` and ``error`` (percent) in each; ``learning_rate`` and
   ``images_per_second`` in ``train/``; the step graph. The hparams of the run are
@@ -42,6 +43,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from keras_resnet import checkpoints as checkpoints_lib
 from keras_resnet import distribute, hardware, provenance
 from keras_resnet.models import recursion_limit_for
 from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
@@ -187,8 +189,16 @@ def check_config(model_dir: str, hparams: dict) -> None:
     path = os.path.join(model_dir, CONFIG_FILE)
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        saved = json.load(f)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}): repair it "
+                         "from a copy, or delete it and rerun the run's own command (recorded in the run's "
+                         "provenance.json and TensorBoard hparams) to write it again") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is damaged (not a JSON object): repair it from a copy, or delete it and rerun "
+                         "the run's own command to write it again")
     ours, theirs = what_is_trained(_jsonable(hparams)), what_is_trained(saved)
     differ = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
     if differ:
@@ -442,8 +452,8 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     _warn_if_bfloat16_is_emulated(config)
 
     state = _build_run_state(config, task, strategy)
+    start = _restore_newest_readable(state, os.path.join(model_dir, "checkpoints"), chief)
     checkpoints = _checkpoint_managers(state.checkpoint, model_dir, strategy, chief, config.keep_checkpoints)
-    start = _restore_latest(state, checkpoints.chief)
     finished = _finished_run_stats(model_dir, start, config.train_steps)
     if finished is not None:
         return finished
@@ -462,11 +472,13 @@ def _warn_if_bfloat16_is_emulated(config: TrainConfig) -> None:
             logging.warning(warning)
 
 
-def _restore_latest(state: _RunState, chief_manager: tf.train.CheckpointManager) -> int:
-    """Restores the chief's latest checkpoint, if any; returns the global step to start from."""
-    if chief_manager.latest_checkpoint:
-        state.checkpoint.restore(chief_manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", chief_manager.latest_checkpoint, int(state.counters.step.numpy()))
+def _restore_newest_readable(state: _RunState, chief_dir: str, chief: bool) -> int:
+    """Restores the chief's newest checkpoint that reads cleanly, if any (``keras_resnet.checkpoints``:
+    damaged newer ones are reported and set aside); returns the global step to start from."""
+    restored = checkpoints_lib.resume(
+        chief_dir, lambda path: state.checkpoint.restore(path).assert_existing_objects_matched(), chief)
+    if restored:
+        logging.info("Resumed from %s at step %d", restored, int(state.counters.step.numpy()))
     return int(state.counters.step.numpy())
 
 

@@ -57,3 +57,19 @@ def has_preprocessing(model: keras.Model) -> bool:
 def outputs_probabilities(model: keras.Model) -> bool:
     """Whether ``model`` ends in a softmax (else its outputs are taken as logits)."""
     return getattr(model.layers[-1], "activation", None) is keras.activations.softmax
+
+
+def load_saved_model(path: str) -> keras.Model:
+    """``keras.models.load_model`` of a ``.keras`` file, with the package's layers registered; a
+    missing or damaged file is one ``ValueError`` line naming it (not a traceback from the zip reader)."""
+    import os
+
+    import keras_resnet.layers  # noqa: F401  (registers the package's layers for loading)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} is not a file")
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # noqa: BLE001 (zipfile, h5py, JSON and Keras errors alike)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"{path} cannot be loaded as a Keras model ({type(e).__name__}: {reason}); the file is "
+                         "damaged or not a .keras model: copy it again from its source") from None

@@ -102,3 +102,15 @@ def test_a_damaged_config_json_is_one_line_naming_the_file(tmp_path):
     assert str(error.value).startswith(f"{path} is damaged (") and "\n" not in str(error.value)
     assert "delete it and rerun the run's own command" in str(error.value)
     json.loads(text)  # The test damaged a valid file.
+
+
+def test_a_damaged_keras_file_is_one_line_naming_it(tmp_path):
+    from keras_resnet import cifar_resnet
+    from keras_resnet.export import load_saved_model
+    path = tmp_path / "net.keras"
+    cifar_resnet(8).save(path)
+    payload = path.read_bytes()
+    path.write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(ValueError) as error:
+        load_saved_model(str(path))
+    assert str(error.value).startswith(f"{path} cannot be loaded as a Keras model (") and "\n" not in str(error.value)

@@ -42,7 +42,6 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
                          batch_size: int = 500, jpeg_quality: int | None = None) -> dict:
     """``{"model", "model_sha256", "data" (what was evaluated: ``keras_resnet.data.data_identity``), "split",
     "images", "loss", "error", and per subset "<name>_images", "<name>_error"}``, errors in %."""
-    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -52,6 +51,7 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
 
     if not os.path.isfile(model_path):
         raise ValueError(f"--model={model_path} is not a file")
+    model = export.load_saved_model(model_path)  # A damaged file is one line, before the data is read.
     data = load_cifar10(split, data_dir, train_split=train_split)
     identity = data_identity({split: data}, data_dir)  # As read, before any JPEG re-encoding.
     mask = None
@@ -66,7 +66,6 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
         images = np.stack([tf.io.decode_jpeg(tf.io.encode_jpeg(image, quality=jpeg_quality)).numpy()
                            for image in data.images])
         data = dataclasses.replace(data, images=images)
-    model = keras.models.load_model(model_path)
     if export.has_preprocessing(model):
         dataset = tf.data.Dataset.from_tensor_slices((data.images, data.labels)).batch(batch_size)
         dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))

@@ -22,12 +22,11 @@ _OUT = flags.DEFINE_string("out", None, "Where to write it (default: <model_dir>
 
 
 def export_run(model_dir: str, data_dir: str | None, out: str | None = None) -> str:
-    import keras
 
     import keras_resnet.layers  # noqa: F401  (registers the package's layers for loading)
     from keras_resnet import reporting, tasks
     from keras_resnet.data.cifar10 import pixel_statistics
-    from keras_resnet.export import cifar10_classifier
+    from keras_resnet.export import cifar10_classifier, load_saved_model
 
     config = reporting.read_config(model_dir)
     net_path = os.path.join(model_dir, "model.keras")
@@ -38,7 +37,7 @@ def export_run(model_dir: str, data_dir: str | None, out: str | None = None) -> 
     train_split = experiment.splits[0]
     mean, std = pixel_statistics(train_split, data_dir)
     name = f"{'resnet' if config.get('residual', True) else 'plain'}{config['depth']}_cifar10"
-    classifier = cifar10_classifier(keras.models.load_model(net_path), mean, std,
+    classifier = cifar10_classifier(load_saved_model(net_path), mean, std,
                                     config.get("normalization", "pixel_mean"), name=name)
     out = out or os.path.join(model_dir, tasks.CIFAR_CLASSIFIER_FILE)
     classifier.save(out)

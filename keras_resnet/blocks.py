@@ -35,7 +35,7 @@ class BlockOptions:
         shortcut: str. ``"A"`` zero-padding identity, ``"B"`` projection only
             where the shape changes, ``"C"`` projection everywhere (section 3.3).
         shortcut_a_padding: str. Where option A puts its zero channels,
-            ``"end"`` (authors' Torch code) or ``"both"``; see ``ZeroPadShortcut``.
+            ``"end"`` (fb.resnet.torch, Facebook's reimplementation) or ``"both"``; see ``ZeroPadShortcut``.
         stride_on: str. Which conv of a downsampling bottleneck has stride 2:
             ``"1x1"`` (the paper, and Caffe's released models) or ``"3x3"``
             (the later "ResNet v1.5" of torchvision and Keras).

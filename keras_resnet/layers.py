@@ -35,7 +35,7 @@ class ZeroPadShortcut(keras.layers.Layer):
       centred, so both paths see the same grid.
     * the ``out_channels - in_channels`` new channels are zeros. With
       ``padding="end"`` (default) they are appended after the identity
-      channels, as in the authors' Torch reference (fb.resnet.torch,
+      channels, as in Facebook's Torch reimplementation (fb.resnet.torch,
       ``nn.Concat(identity, MulConstant(0))``). ``padding="both"`` splits them
       half before and half after, as in several popular CIFAR
       reimplementations (``F.pad(x, (0, 0, 0, 0, p, p))``).

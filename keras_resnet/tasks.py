@@ -185,13 +185,13 @@ class ImagenetExperiment:
 
 IMAGENET_STEPS = 600_000  # Section 3.4: "up to 60 x 10^4 iterations" (about 120 epochs at batch 256).
 # The plateau rule (section 3.4: LR divided by 10 "when the error plateaus"). The paper gives no
-# numbers; these reproduce its schedule as the authors' released training ran it (fb.resnet.torch:
+# numbers; these reproduce its schedule as Facebook's reimplementation ran it (fb.resnet.torch:
 # /10 every 30 epochs, i.e. 3 drops to 1e-4 in 120 epochs):
 # - patience 50k iterations (10 epochs of 5k iterations): at LR 0.1 the validation error still falls by
 #   more than a point per 10 epochs until about epoch 30; after a drop it settles within 10-20 epochs;
 # - threshold 0.5 points: 2.5 binomial standard deviations of the top-1 error on the 50k validation images
 #   (sqrt(0.3 * 0.7 / 50000) = 0.2 points), so noise alone rarely counts as progress;
-# - at most 3 drops (0.1 -> 1e-4), as in the authors' schedule.
+# - at most 3 drops (0.1 -> 1e-4), as in fb.resnet.torch's schedule.
 # Patience scales with train_steps like the fixed boundaries do, so shorter runs keep the shape.
 IMAGENET_PLATEAU = {"patience_steps": 50_000, "threshold": 0.5, "max_drops": 3}
 

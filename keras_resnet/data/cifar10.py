@@ -311,7 +311,7 @@ def crop_and_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf
 
     One gather per axis for the whole batch, no per-image ops. Zero padding
     happens after mean subtraction, i.e. with the mean image, as in the
-    authors' Torch code (fb.resnet.torch pads normalised images with zeros).
+    Facebook's Torch reimplementation (fb.resnet.torch pads normalised images with zeros).
     """
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     grid = tf.range(IMAGE_SIZE)

@@ -214,19 +214,40 @@ def _unfinished_notes(runs: list[Run]) -> list[str]:
     return notes
 
 
-def _paper_cells(depth: int, s: dict, comparable: bool) -> tuple[str, str]:
+def _paper_cells(depth: int, s: dict, not_comparable: str | None) -> tuple[str, str]:
     """(paper column, ours - paper column). ResNet-110's paper figure is the best of 5 runs and
-    6.61 +- 0.16 their mean: our mean is compared with that mean, our best with that best."""
+    6.61 +- 0.16 their mean: our mean is compared with that mean, and our best with that best only
+    when we have at least 5 runs too. ``not_comparable``: why the difference is left out, if it is."""
     from keras_resnet.paper import CIFAR_TABLE6
     paper = CIFAR_TABLE6.get(depth)
     if paper is None:
         return "-", "-"
     if "mean" in paper:
         text = f"{paper['mean']:.2f} +- {paper['std']:.2f} (mean); {paper['error']:.2f} (best of 5)"
-        delta = (f"mean {s['mean'] - paper['mean']:+.2f}; best {s['best'] - paper['error']:+.2f}"
-                 if comparable else "-")
-        return text, delta
-    return f"{paper['error']:.2f}", f"{s['mean'] - paper['error']:+.2f}" if comparable else "-"
+        if not_comparable:
+            return text, f"- ({not_comparable})"
+        best = (f"best {s['best'] - paper['error']:+.2f}" if s["n"] >= 5
+                else f"best not compared (best of {s['n']}, paper best of 5)")
+        return text, f"mean {s['mean'] - paper['mean']:+.2f}; {best}"
+    return f"{paper['error']:.2f}", (f"- ({not_comparable})" if not_comparable
+                                     else f"{s['mean'] - paper['error']:+.2f}")
+
+
+# Differences from the paper's recipe that leave a row comparable with Table 6 (the report says so).
+_COMPARABLE_DEVIATIONS = ("mixed_precision=",)
+
+
+def _why_not_comparable(config: dict, steps: int) -> str | None:
+    """Why a row's error is not compared with the paper's (like with like only), or ``None``."""
+    from keras_resnet.paper import CIFAR_SCHEDULE
+    if not config.get("residual", True) or config.get("shortcut") != "A":
+        return "no such row in Table 6"
+    if steps < CIFAR_SCHEDULE["train_steps"]:
+        return "shorter schedule"
+    if config.get("protocol", "test") != "test":
+        return "validation protocol"
+    recipe = [d.split(" (")[0] for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)]
+    return f"recipe differs: {', '.join(recipe)}" if recipe else None
 
 
 def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
@@ -259,9 +280,8 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
         config = members[0].config
         s = summarize([r.final_error(r.eval_split) for r in members])
         steps = config.get("train_steps") or 0
-        comparable = (config.get("residual", True) and config.get("shortcut") == "A"
-                      and steps >= CIFAR_SCHEDULE["train_steps"] and config.get("protocol", "test") == "test")
-        paper, delta = _paper_cells(config.get("depth"), s, comparable)
+        not_comparable = _why_not_comparable(config, steps)
+        paper, delta = _paper_cells(config.get("depth"), s, not_comparable)
         if not config.get("residual", True) or config.get("shortcut") != "A":
             paper = "-"
         differs = deviations(config) + sorted({r.reevaluation_note() for r in members if r.reevaluation})
@@ -275,7 +295,7 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
         subset = [r.final_error(f"{r.eval_split}_subset") for r in members]
         if all(v is not None for v in subset):  # --eval_subset_mask: e.g. the pixel-exact test images.
             s, mask = summarize(subset), os.path.basename(config.get("eval_subset_mask") or "the subset mask")
-            paper, delta = _paper_cells(config.get("depth"), s, comparable)
+            paper, delta = _paper_cells(config.get("depth"), s, not_comparable or "a subset of the test images")
             if not config.get("residual", True) or config.get("shortcut") != "A":
                 paper = "-"
             rows.append(f"| {run_label(config)}, `{members[0].eval_split}_subset` images only | {paper} | "

@@ -68,7 +68,8 @@ def test_short_runs_are_marked_and_not_compared(tmp_path):
     fake_run(tmp_path, "r20", 20, True, 0, [60.0, 30.0], train_steps=2000)
     rows, _ = table_rows(tmp_path)
     assert [r[0] for r in rows] == ["plain-20", "ResNet-20"]
-    assert all(r[7].startswith("SHORT: 2,000 of 64,000") and r[5] == "-" for r in rows)
+    assert all(r[7].startswith("SHORT: 2,000 of 64,000") and r[5].startswith("- (") for r in rows)
+    assert rows[1][5] == "- (shorter schedule)"
     assert rows[0][1] == "-"
 
 
@@ -98,6 +99,10 @@ def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(
         fake_run(tmp_path, f"r110-{seed}", 110, True, seed, [50.0, final])
     (row,), _ = table_rows(tmp_path)
     assert row[1] == "6.61 +- 0.16 (mean); 6.43 (best of 5)"
+    assert row[5] == "mean +0.09; best not compared (best of 3, paper best of 5)"  # Best of 3 vs best of 5: unlike.
+    for seed, final in ((3, 6.6), (4, 6.8)):
+        fake_run(tmp_path, f"r110-{seed}", 110, True, seed, [50.0, final])
+    (row,), _ = table_rows(tmp_path)
     assert row[5] == "mean +0.09; best +0.07"
 
 
@@ -236,7 +241,7 @@ def test_a_run_evaluated_on_a_subset_gets_a_second_table6_row_for_those_images(t
     (full, subset), _ = table_rows(tmp_path)
     assert full[:3] == ["ResNet-20", "8.75", "16.50 +- 0.00"] and full[7] == "none"
     assert subset[:3] == ["ResNet-20, `test_subset` images only", "8.75", "8.50 +- 0.00"]
-    assert subset[5] == "-0.25" and subset[7] == "only the images of test_exact_mask.npy"
+    assert subset[5] == "- (a subset of the test images)" and subset[7] == "only the images of test_exact_mask.npy"
 
 
 def test_a_reevaluated_final_model_gives_the_rows_error_and_says_on_what_data(tmp_path):
@@ -255,3 +260,16 @@ def test_the_report_has_a_provenance_line_per_run(tmp_path):
     fake_run(runs, "r20", 20, True, 0, [60.0, 30.0], train_steps=2000)
     text = open(write_report(str(runs), str(tmp_path / "out"), None, 10)).read()
     assert "## Provenance" in text and f"`{runs / 'r20'}`: provenance not recorded" in text
+
+
+def test_ours_minus_paper_compares_like_with_like_only(tmp_path):
+    """A recipe that trains something else is shown without the difference, saying why; a
+    mixed-precision run of the paper's recipe is compared (the report says so)."""
+    fake_run(tmp_path, "bf16", 20, True, 0, [50.0, 9.0], mixed_precision="bfloat16")
+    fake_run(tmp_path, "ungrouped", 20, True, 0, [50.0, 10.0], bn_group_size=None)
+    fake_run(tmp_path, "lr", 20, True, 0, [50.0, 11.0], lr=0.2)
+    rows, _ = table_rows(tmp_path)
+    delta = {r[2]: r[5] for r in rows}
+    assert delta["9.00 +- 0.00"] == "+0.25"
+    assert delta["10.00 +- 0.00"] == "- (recipe differs: bn_group_size=None)"
+    assert delta["11.00 +- 0.00"] == "- (recipe differs: lr=0.2)"

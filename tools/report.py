@@ -57,7 +57,12 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
              "Errors (%) at the final iteration of each run, never the best epoch. One row per configuration "
              "(every setting but the seed), finished runs only; the last column says how a row's recipe differs "
              "from the paper's. Runs shorter than the paper's schedule are marked SHORT and not compared with "
-             "the paper; unfinished runs are listed below the table and never averaged or compared.", "",
+             "the paper; unfinished runs are listed below the table and never averaged or compared. \"ours - paper\" "
+             "compares like with like: it is left out, with the reason, for a row whose recipe differs from the "
+             "paper's in what it trains (BN group, LR, batch, augmentation, schedule, protocol) or that covers a "
+             "subset of the test images; mixed-precision rows (bfloat16 compute, float32 weights) are compared, "
+             "their precision named in the last column. A best of n runs is compared with the paper's best of 5 "
+             "only when n >= 5.", "",
              "## CIFAR-10 (Table 6)", "", table, ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]

@@ -1,4 +1,4 @@
-"""Every bad numeric flag of both recipes: exit status 2 and one line naming the flag and its value,
+"""Every bad numeric (and enum, and unknown) flag of both recipes: exit status 2 and one line naming the flag and its value,
 at parsing, before anything is created or written. A new flag is one row."""
 
 import json
@@ -27,6 +27,8 @@ SHARED = [  # recipes/common.py: both recipes.
     ("--lr=-0.1", "flag --lr=-0.1: must be a positive number"),
     ("--lr=nan", "flag --lr=nan: must be a positive number"),
     ("--bn_group_size=-1", "flag --bn_group_size=-1: -1 is not a non-negative integer"),
+    ("--mixed_precision=fp8", "flag --mixed_precision=fp8: value should be one of <none|float16|bfloat16|auto>"),
+    ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
 ]
 ROWS = {
     "cifar10": SHARED + [("--depth=2", "flag --depth=2: must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -21,6 +22,8 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
     A step written twice (a run resumed from an earlier checkpoint) keeps its last value.
     """
     from tensorboard.backend.event_processing import event_accumulator
+    for path in sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        check_event_file(path)
     acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()
     scalars = {}
@@ -32,13 +35,38 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
+def check_event_file(path: str) -> None:
+    """``ValueError`` (one line, naming the file) when a TensorBoard events file is damaged inside.
+
+    TensorBoard silently stops reading at a damaged record, so a report would show a curve cut short
+    without saying so. A file that merely ends in a truncated record (a run still writing it, or a
+    copy cut at the end) is accepted: everything before the cut is read, as TensorBoard does."""
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            pass
+    except tf.errors.DataLossError as e:
+        message = e.message or str(e)
+        if "truncated record" in message:
+            return
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", message).split(" [Op:")[0].strip()
+        raise ValueError(f"{path} is damaged ({reason}): restore it from a copy, or move it out of the run "
+                         "directory to report without it") from None
+
+
 def read_config(model_dir: str) -> dict:
     """The run's ``config.json`` (its hparams), or ``{}``."""
     path = os.path.join(model_dir, "config.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    return _read_json(path) if os.path.exists(path) else {}
+
+
+def _read_json(path: str) -> dict:
+    """A run's JSON file; ``ValueError`` naming it when it is damaged."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({getattr(e, 'msg', e)}): restore it from a copy, or move the run "
+                         "out of the folder to report without it") from None
 
 
 # The event folders a run may have: training, the held-out split, and its masked subset
@@ -118,13 +146,11 @@ def find_runs(root: str) -> list[Run]:
         stats = {}
         for name in ("stats.json", "final_eval.json"):
             if os.path.exists(os.path.join(folder, name)):
-                with open(os.path.join(folder, name)) as f:
-                    stats.update(json.load(f))
+                stats.update(_read_json(os.path.join(folder, name)))
         from keras_resnet import provenance
         again = None
         if os.path.exists(os.path.join(folder, REEVALUATION_FILE)):
-            with open(os.path.join(folder, REEVALUATION_FILE)) as f:
-                again = json.load(f)
+            again = _read_json(os.path.join(folder, REEVALUATION_FILE))
         runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder), again))
     if not runs:
         raise ValueError(f"--runs={root} holds no run (no config.json below it)")

@@ -273,3 +273,35 @@ def test_ours_minus_paper_compares_like_with_like_only(tmp_path):
     assert delta["9.00 +- 0.00"] == "+0.25"
     assert delta["10.00 +- 0.00"] == "- (recipe differs: bn_group_size=None)"
     assert delta["11.00 +- 0.00"] == "- (recipe differs: lr=0.2)"
+
+
+def _event_file(folder, split="test"):
+    import glob as _glob
+    (path,) = _glob.glob(os.path.join(folder, split, "events.out.tfevents.*"))
+    return path
+
+
+def test_an_events_file_damaged_inside_is_one_error_naming_it(tmp_path):
+    path = _event_file(fake_run(tmp_path, "r20", 20, True, 0, [50.0, 20.0, 8.0]))
+    payload = bytearray(open(path, "rb").read())
+    payload[len(payload) // 2] ^= 0xFF  # One flipped byte: its record's checksum fails.
+    open(path, "wb").write(bytes(payload))
+    with pytest.raises(ValueError, match=rf"^{path} is damaged \(corrupted record at \d+\): restore it"):
+        reporting.find_runs(str(tmp_path))
+
+
+def test_an_events_file_cut_at_the_end_is_read_up_to_the_cut(tmp_path):
+    """As a run still writing it leaves it: TensorBoard reads what is complete, and so does the report."""
+    path = _event_file(fake_run(tmp_path, "r20", 20, True, 0, [50.0, 20.0, 8.0]))
+    payload = open(path, "rb").read()
+    open(path, "wb").write(payload[:-5])
+    (run,) = reporting.find_runs(str(tmp_path))
+    assert [e for _, e in run.scalars["test"]["error"]] == [50.0, 20.0]
+
+
+def test_a_damaged_config_json_in_a_report_is_one_error_naming_it(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 8.0])
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        f.write('{"depth": 2')
+    with pytest.raises(ValueError, match=rf"^{os.path.join(folder, 'config.json')} is damaged"):
+        reporting.find_runs(str(tmp_path))

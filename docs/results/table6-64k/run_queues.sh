@@ -1,0 +1,28 @@
+#!/bin/bash
+# Issue 19's full-schedule runs in two queues, each pinned to one core (measured: 1.2x the images/s of
+# one run on both cores). Rerun it at the start of every session: each run resumes from its newest
+# checkpoint, a finished run returns at once, and a queue stops at a run that was interrupted.
+#   CODE=<checkout to run> DATA=<TFDS data_dir> RUNS=<runs folder, outside the repository> ./run_queues.sh
+# On the development machine: CODE=/work/runs/code (a git worktree of this repository, detached at the
+# commit the runs started with) DATA=/work/runs/tfds RUNS=/work/runs/table6, started with
+#   setsid nohup ./run_queues.sh > /work/runs/table6.out 2>&1 < /dev/null &
+# Stop them with SIGTERM (each writes a checkpoint at its current step): pkill -TERM -f "recipes.cifar10 --depth"
+set -u
+cd "$CODE"
+PY=${PY:-python}
+mkdir -p "$RUNS"
+queue() {  # core, then one "model_dir name:flags" per run
+  local core=$1; shift
+  for spec in "$@"; do
+    name=${spec%%:*}; args=${spec#*:}
+    echo "$(date -u +%FT%TZ) start $name on core $core" >> "$RUNS/queue$core.log"
+    taskset -c "$core" "$PY" -m recipes.cifar10 $args --data_dir="$DATA" --mixed_precision=auto \
+        --model_dir="$RUNS/$name" >> "$RUNS/$name.log" 2>&1
+    rc=$?
+    echo "$(date -u +%FT%TZ) $name exited $rc" >> "$RUNS/queue$core.log"
+    [ $rc -eq 0 ] || return  # Interrupted or failed: the next rerun resumes this run first.
+  done
+}
+queue 0 "resnet110-seed0:--depth=110" &
+queue 1 "resnet56-seed0:--depth=56" "plain56-seed0:--depth=56 --plain" "plain20-seed0:--depth=20 --plain" &
+wait

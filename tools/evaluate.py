@@ -51,7 +51,6 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
 
     if not os.path.isfile(model_path):
         raise ValueError(f"--model={model_path} is not a file")
-    model = export.load_saved_model(model_path)  # A damaged file is one line, before the data is read.
     data = load_cifar10(split, data_dir, train_split=train_split)
     identity = data_identity({split: data}, data_dir)  # As read, before any JPEG re-encoding.
     mask = None
@@ -66,6 +65,7 @@ def evaluate_saved_model(model_path: str, data_dir: str | None, split: str = "te
         images = np.stack([tf.io.decode_jpeg(tf.io.encode_jpeg(image, quality=jpeg_quality)).numpy()
                            for image in data.images])
         data = dataclasses.replace(data, images=images)
+    model = export.load_saved_model(model_path)  # A damaged file is one line naming it.
     if export.has_preprocessing(model):
         dataset = tf.data.Dataset.from_tensor_slices((data.images, data.labels)).batch(batch_size)
         dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))

@@ -374,8 +374,9 @@ STRIDES = {"1x1": "1x1 (paper)", "3x3": "3x3 (v1.5)"}
 
 def imagenet_table(runs: list[Run]) -> tuple[str, list[str]]:
     """Tables 2-4 beside our finished ImageNet runs (10-crop and multi-scale top-1/top-5),
-    with the bottleneck stride placement (the paper's numbers are the 1x1 variant)."""
-    from keras_resnet.paper import IMAGENET_TABLE3, IMAGENET_TABLE4
+    with the bottleneck stride placement (the paper's numbers are the 1x1 variant). The 18-layer
+    nets appear only in Table 2 (10-crop top-1; their top-5 is shown as "-")."""
+    from keras_resnet.paper import IMAGENET_TABLE2, IMAGENET_TABLE3, IMAGENET_TABLE4
 
     runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
     rows = ["| net | stride on | paper 10-crop top-1/top-5 | ours 10-crop | paper multi-scale | ours multi-scale "
@@ -388,6 +389,8 @@ def imagenet_table(runs: list[Run]) -> tuple[str, list[str]]:
                              if f"{mode}_top1_error" in run.stats else "-")
         paper_variant = c.get("stride_on", "1x1") == "1x1"
         p3 = IMAGENET_TABLE3.get(key) if paper_variant else None
+        if p3 is None and paper_variant and key in IMAGENET_TABLE2:  # The 18-layer nets: Table 2, top-1 only.
+            p3 = (IMAGENET_TABLE2[key], "-")
         p4 = IMAGENET_TABLE4.get(key) if paper_variant else None
         stride = STRIDES.get(c.get("stride_on", "1x1"), c.get("stride_on")) if c.get("depth", 0) >= 50 else "-"
         rows.append(f"| {run_label(c)} | {stride} | {'/'.join(map(str, p3)) if p3 else '-'} | {pick('ten_crop')} | "

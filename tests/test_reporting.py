@@ -171,11 +171,11 @@ def test_resumed_runs_keep_the_last_value_of_a_rewritten_step(tmp_path):
     assert reporting.read_scalars(str(tmp_path))["loss"] == [(5, 2.0), (6, 3.0)]
 
 
-def imagenet_run(root, name, depth, stride_on, top1, finished=True):
+def imagenet_run(root, name, depth, stride_on, top1, finished=True, **experiment):
     from keras_resnet.tasks import ImagenetExperiment, experiment_hparams, imagenet_train_config
     folder = os.path.join(root, name)
     os.makedirs(os.path.join(folder, "validation"))
-    config = experiment_hparams("imagenet2012", ImagenetExperiment(depth=depth, stride_on=stride_on),
+    config = experiment_hparams("imagenet2012", ImagenetExperiment(depth=depth, stride_on=stride_on, **experiment),
                                 imagenet_train_config())
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump({**json.loads(json.dumps(config)), "replicas": 8}, f)
@@ -305,3 +305,11 @@ def test_a_damaged_config_json_in_a_report_is_one_error_naming_it(tmp_path):
         f.write('{"depth": 2')
     with pytest.raises(ValueError, match=rf"^{os.path.join(folder, 'config.json')} is damaged"):
         reporting.find_runs(str(tmp_path))
+
+
+def test_the_18_layer_imagenet_nets_are_compared_with_table_2(tmp_path):
+    imagenet_run(tmp_path, "r18", 18, "1x1", 28.0, shortcut="A")
+    imagenet_run(tmp_path, "p18", 18, "1x1", 28.5, residual=False, shortcut="A")
+    table, _ = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])}
+    assert rows["ResNet-18 (A)"][2] == "27.88/-" and rows["plain-18"][2] == "27.94/-"

@@ -74,9 +74,11 @@ def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_p
     run = tmp_path / "run"
     (run / "train").mkdir(parents=True)
     (run / "config.json").write_text('{"dataset": "cifar10"}')
+    (run / "provenance.json").write_text('{"segments": []}')
     writer = tf.summary.create_file_writer(str(run / "train"))
     with writer.as_default():
         hp.hparams({"depth": 20})
+        tf.summary.text("provenance", "segment from step 0", step=0)
         tf.summary.scalar("error", 50.0, step=1)
         tf.summary.trace_on(graph=True)
         tf.function(lambda x: x * 2)(tf.constant(1.0))
@@ -97,10 +99,12 @@ def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_p
                             for d in (run, tmp_path / "slim"))
     original, slim = list(original), list(slim)
     plugins = [{v.metadata.plugin_data.plugin_name for e in events for v in e.summary.value} for events in (original, slim)]
-    assert plugins[0] == {"scalars", "hparams", "graph_run_metadata_graph"} and plugins[1] == {"scalars", "hparams"}
+    assert plugins[0] == {"scalars", "hparams", "text", "graph_run_metadata_graph"}
+    assert plugins[1] == {"scalars", "hparams", "text"}  # The step graph dropped; provenance kept.
+    assert (tmp_path / "slim" / "provenance.json").read_text() == '{"segments": []}'
     assert [e.wall_time for e in slim if e.summary.value] == [e.wall_time for e in original if e.summary.value
                                                               and e.summary.value[0].metadata.plugin_data.plugin_name
-                                                              in ("scalars", "hparams")]
+                                                              in ("scalars", "hparams", "text")]
 
 
 def test_model_table_prints_our_exact_counts_beside_the_papers():

@@ -2,9 +2,10 @@
 
     python -m tools.slim_run --src=runs/cifar10/resnet20-seed0 --dst=docs/results/x/resnet20-seed0
 
-Copies ``config.json``, ``stats.json`` and ``final_eval.json`` if present, and every TensorBoard
-event file of the run folder itself (its HPARAMS session), ``train/``, ``test/``, ``validation/`` (and their
-``*_subset/``) with only its scalar and hparams events
+Copies ``config.json``, ``stats.json``, ``final_eval.json``, ``reevaluation.json`` and the
+``provenance*.json`` records if present, and every TensorBoard event file of the run folder itself
+(its HPARAMS session), ``train/``, ``test/``, ``validation/`` (and their ``*_subset/``) with only its
+scalar, hparams and text (provenance) events
 (wall times and steps kept, the step graph dropped: 8 MB for ResNet-110). Checkpoints and models are
 left out. ``tools.report`` reads the copy as it reads the run.
 """
@@ -21,7 +22,7 @@ from keras_resnet import cli
 _SRC = flags.DEFINE_string("src", None, "The run's model_dir.", required=True)
 _DST = flags.DEFINE_string("dst", None, "Where the slim copy goes (created).", required=True)
 
-_KEPT_PLUGINS = ("scalars", "hparams")
+_KEPT_PLUGINS = ("scalars", "hparams", "text")  # "text": each segment's provenance summary.
 
 
 def slim_copy(src: str, dst: str) -> list[str]:
@@ -32,7 +33,9 @@ def slim_copy(src: str, dst: str) -> list[str]:
         raise ValueError(f"--src={src} is not a run folder (no config.json)")
     written = []
     os.makedirs(dst, exist_ok=True)
-    for name in ("config.json", "stats.json", "final_eval.json"):
+    records = ["config.json", "stats.json", "final_eval.json", "reevaluation.json"]
+    records += sorted(n for n in os.listdir(src) if n.startswith("provenance") and n.endswith(".json"))
+    for name in records:
         if os.path.exists(os.path.join(src, name)):
             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
             written.append(os.path.join(dst, name))

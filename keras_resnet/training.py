@@ -449,7 +449,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     hparams = {**task.hparams, "replicas": replicas}
     chief = distribute.is_chief(strategy)
     _prepare_model_dir(model_dir, hparams, chief)
-    _warn_if_bfloat16_is_emulated(config)
+    _warn_if_bfloat16_is_emulated(config, strategy)
 
     state = _build_run_state(config, task, strategy)
     start = _restore_newest_readable(state, os.path.join(model_dir, "checkpoints"), chief)
@@ -465,8 +465,13 @@ def train(config: TrainConfig, task: Task, model_dir: str,
     return loop.finish()
 
 
-def _warn_if_bfloat16_is_emulated(config: TrainConfig) -> None:
-    if config.mixed_precision == "bfloat16" and not tf.config.list_physical_devices("GPU"):
+def _warn_if_bfloat16_is_emulated(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+    """On a CPU without bfloat16 instructions, whether or not the machine also has GPUs."""
+    try:
+        devices = strategy.extended.worker_devices
+    except RuntimeError:  # The default strategy: TF places ops on a GPU if there is one.
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if config.mixed_precision == "bfloat16" and not any("GPU" in d.upper() for d in devices):
         warning = hardware.emulated_bfloat16_warning()
         if warning:
             logging.warning(warning)

@@ -38,3 +38,16 @@ def test_auto_precision_is_what_the_hardware_computes_natively():
     assert native_precision((8, 0), cpuinfo=AVX2_ONLY) == "bfloat16"  # A100/H100: the GPU decides.
     assert native_precision((9, 0)) == "bfloat16"
     assert native_precision((7, 0), cpuinfo=SAPPHIRE_RAPIDS) == "float16"  # V100.
+
+
+def test_the_bfloat16_emulation_warning_depends_on_the_devices_trained_on_not_on_gpus_existing(monkeypatch):
+    """A machine with GPUs that trains on its CPU (e.g. --num_gpus=0) still gets the warning."""
+    import tensorflow as tf
+    from keras_resnet import hardware, training
+    warned = []
+    monkeypatch.setattr(hardware, "emulated_bfloat16_warning", lambda: "emulated")
+    monkeypatch.setattr(training.logging, "warning", lambda message, *args: warned.append(message))
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"])
+    config = training.TrainConfig(mixed_precision="bfloat16")
+    training._warn_if_bfloat16_is_emulated(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert warned == ["emulated"]

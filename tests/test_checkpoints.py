@@ -114,3 +114,39 @@ def test_a_damaged_keras_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(ValueError) as error:
         load_saved_model(str(path))
     assert str(error.value).startswith(f"{path} cannot be loaded as a Keras model (") and "\n" not in str(error.value)
+
+
+def test_a_slim_copy_with_its_checkpoint_resumes_elsewhere_and_ends_like_an_unbroken_run(tmp_path):
+    from tools.slim_run import slim_copy
+
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(1)
+    training.train(tiny_config(**CONFIG), tiny_task(), str(tmp_path / "whole"))
+    stopped_run(tmp_path / "lost")
+    slim_copy(str(tmp_path / "lost"), str(tmp_path / "carried"), with_checkpoint=True)
+    carried = tmp_path / "carried" / "checkpoints"
+    assert sorted(os.listdir(carried)) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]
+    restored = tmp_path / "machine2" / "run"  # Moved again after the copy: nothing in it names where it was.
+    os.makedirs(restored.parent)
+    os.rename(tmp_path / "carried", restored)
+    assert tf.train.latest_checkpoint(str(restored / "checkpoints")) == str(restored / "checkpoints" / "ckpt-6")
+    stats = training.train(tiny_config(**CONFIG), tiny_task(), str(restored))
+    assert stats["complete"] and stats["step"] == 8
+    whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    resumed = keras.models.load_model(restored / "model.keras")
+    for a, b in zip(whole.weights, resumed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_refreshed_slim_copy_keeps_only_the_newest_checkpoint(tmp_path):
+    from tools.slim_run import copy_newest_checkpoint
+
+    ckpt_dir = stopped_run(tmp_path / "run", stop_after=4)
+    copy_newest_checkpoint(ckpt_dir, str(tmp_path / "copy"))
+    stopped_run(tmp_path / "run", stop_after=6)
+    cut_short(os.path.join(ckpt_dir, "ckpt-6"))  # The newest does not read: the one before is carried.
+    stopped_run(tmp_path / "run2", stop_after=6)
+    copy_newest_checkpoint(ckpt_dir, str(tmp_path / "copy"))
+    assert sorted(os.listdir(tmp_path / "copy")) == ["checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+    copy_newest_checkpoint(os.path.join(str(tmp_path / "run2"), "checkpoints"), str(tmp_path / "copy"))
+    assert sorted(os.listdir(tmp_path / "copy")) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]

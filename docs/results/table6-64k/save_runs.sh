@@ -1,0 +1,14 @@
+#!/bin/bash
+# End of a session: stop the runs (each writes a checkpoint at the step it reached), then copy each run's
+# slim record and newest checkpoint beside this script, to commit, so that a machine swap costs at most
+# one session (run_queues.sh resumes from these copies where RUNS has lost a run).
+#   RUNS=<runs folder> PY=<python> ./save_runs.sh   (run from the repository root)
+set -eu
+SAVED=$(cd "$(dirname "$0")" && pwd)
+pkill -TERM -f "recipes.cifar10 --depth" || true
+while pgrep -f "recipes.cifar10 --depth" > /dev/null; do sleep 2; done
+for dir in "$RUNS"/*/; do
+  name=$(basename "$dir")
+  [ -d "$dir/checkpoints" ] || continue
+  "${PY:-python}" -m tools.slim_run --src="$dir" --dst="$SAVED/$name" --with_checkpoint
+done

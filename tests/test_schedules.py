@@ -125,3 +125,14 @@ def test_train_config_rejects_bad_plateau_settings():
         training.TrainConfig(plateau_patience_steps=-1)
     with pytest.raises(ValueError, match="plateau_threshold must be a number >= 0, got -0.5"):
         training.TrainConfig(plateau_threshold=-0.5)
+
+
+@pytest.mark.parametrize("train_steps", [IMAGENET_STEPS, 60_000])
+def test_the_imagenet_steps_schedule_divides_by_10_every_30_epochs_of_120(train_steps):
+    # --lr_schedule=steps: fb.resnet.torch's fixed schedule, 0.1 / 10 at epochs 30, 60 and 90 of 120 (scaled).
+    config = imagenet_train_config(train_steps, plateau=False)
+    epoch = train_steps // 120
+    assert config.lr_boundaries == (30 * epoch, 60 * epoch, 90 * epoch) and config.plateau_patience_steps == 0
+    _, schedule = training.make_optimizer(config)
+    lrs = [float(schedule(e * epoch)) for e in (0, 29, 30, 59, 60, 89, 90, 119)]
+    np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6)

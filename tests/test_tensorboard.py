@@ -49,22 +49,36 @@ def _port(proc) -> int:
     raise AssertionError("tensorboard did not start")
 
 
+def _session_groups(port: int) -> list:
+    return _post(port, "session_groups", {"experimentName": "", "allowedStatuses": [
+        "STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"], "colParams": [], "startIndex": 0,
+        "sliceSize": 10}).get("sessionGroups", [])
+
+
+def _wait_for_groups(port: int, count: int) -> list:
+    """The session groups once TensorBoard has loaded ``count`` runs with their metrics (it reloads the
+    logdir every second; no fixed sleep)."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        groups = _session_groups(port)
+        if len(groups) == count and all(len(g["metricValues"]) >= 4 for g in groups):
+            return groups
+        time.sleep(0.2)
+    raise AssertionError(f"TensorBoard showed {len(groups)} runs after 60 s, expected {count}")
+
+
 def test_every_run_of_a_sweep_is_one_hparams_row_with_test_and_train_error_as_metrics(tensorboard):
     root, proc = tensorboard
     for lr in (0.05, 0.1):
         config = tiny_config(train_steps=3, lr=lr, eval_every=3)
-        task = tiny_task(hparams={"dataset": "toy", "depth": 8, "lr": lr})
+        task = tiny_task(hparams={"dataset": "toy", "depth": 8, "lr": lr, "lr_boundaries": [2], "warmup_lr": None})
         training.train(config, task, str(root / f"lr{lr}"))
     port = _port(proc)
-    time.sleep(3)  # One reload of the logdir.
+    groups = _wait_for_groups(port, 2)
     experiment = _post(port, "experiment", {"experimentName": ""})
     metrics = {(m["name"].get("group", ""), m["name"]["tag"]) for m in experiment["metricInfos"]}
     assert {("test", "error"), ("test", "loss"), ("train", "error"), ("train", "loss")} <= metrics
-    assert {h["name"] for h in experiment["hparamInfos"]} >= {"lr", "depth", "replicas"}
-    groups = _post(port, "session_groups", {"experimentName": "", "allowedStatuses": [
-        "STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"], "colParams": [], "startIndex": 0,
-        "sliceSize": 10})["sessionGroups"]
-    assert len(groups) == 2
+    assert {h["name"] for h in experiment["hparamInfos"]} >= {"lr", "depth", "replicas", "lr_boundaries", "warmup_lr"}
     for group in groups:
         run = group["sessions"][0]["name"]
         values = {(v["name"].get("group", ""), v["name"]["tag"]): v["value"] for v in group["metricValues"]}
@@ -72,3 +86,5 @@ def test_every_run_of_a_sweep_is_one_hparams_row_with_test_and_train_error_as_me
         assert values[("test", "error")] == pytest.approx(stats["test_error"], rel=1e-6)
         assert values[("train", "error")] == pytest.approx(stats["train_error"], rel=1e-6)
         assert group["hparams"]["lr"] == float(os.path.basename(run)[2:])
+        # Lists and None are hparams too, shown as JSON: a sweep over boundaries or warm-up stays readable.
+        assert group["hparams"]["lr_boundaries"] == "[2]" and group["hparams"]["warmup_lr"] == "null"

@@ -330,7 +330,8 @@ def test_a_peer_lost_outside_a_train_step_is_reported_as_a_lost_worker(tmp_path,
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = tiny_config(train_steps=8, checkpoint_every=2, log_every=4)
+    # The first checkpoint after the bad step (4) comes before any log (8): the checkpoint itself must refuse.
+    config = tiny_config(train_steps=8, checkpoint_every=2, log_every=8, eval_every=100)
     with pytest.raises(training.NonFiniteLossError, match="loss or gradients became NaN/Inf at step 3"):
         training.train(config, tiny_task(nan_at_step=3), str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")

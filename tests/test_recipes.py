@@ -15,14 +15,16 @@ import tensorflow as tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def recipe(*args, **popen):
+def recipe(*args, unset=(), **popen):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    for name in unset:
+        env.pop(name, None)
     return subprocess.Popen([sys.executable, "-m", "recipes.cifar10", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def run_recipe(*args, timeout=300):
-    proc = recipe(*args)
+def run_recipe(*args, timeout=300, unset=()):
+    proc = recipe(*args, unset=unset)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
@@ -34,9 +36,13 @@ def tiny_args(data_dir, model_dir, *extra):
 
 def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
     data_dir, _ = tiny_cifar
-    code, out, err = run_recipe(*tiny_args(data_dir, tmp_path / "run", "--train_steps=3"))
+    # Without TF_ENABLE_ONEDNN_OPTS in its environment (the tests' own process sets it), as a user starts it.
+    code, out, err = run_recipe(*tiny_args(data_dir, tmp_path / "run", "--train_steps=3"),
+                                unset=("TF_ENABLE_ONEDNN_OPTS",))
     assert code == 0, err[-2000:]
     assert "Finished" in out and "test_error" in out
+    with open(tmp_path / "run" / "provenance.json") as f:
+        assert json.load(f)["segments"][0]["runtime"]["onednn"] == "1"  # The entry point switched oneDNN on.
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-3")
     assert (tmp_path / "run" / "model.keras").exists() and (tmp_path / "run" / "stats.json").exists()
     assert "step 3/3" in err  # The progress line.
@@ -52,7 +58,8 @@ def test_finished_run_exports_a_classifier_that_tools_evaluate_scores_like_the_r
     run = tmp_path / "run"
     assert run_recipe(*tiny_args(data_dir, run, "--train_steps=3"))[0] == 0
     with open(run / "stats.json") as f:
-        logged = json.load(f)["test_error"]
+        stats = json.load(f)
+    logged = stats["test_error"]
     mask = tmp_path / "mask.npy"
     np.save(mask, np.arange(len(test_x)) < 10)
     for model in ("classifier.keras", "model.keras"):
@@ -64,6 +71,7 @@ def test_finished_run_exports_a_classifier_that_tools_evaluate_scores_like_the_r
         assert result.returncode == 0, result.stderr[-2000:]
         scores = json.loads(out.read_text())
         assert scores["images"] == len(test_x) and scores["error"] == pytest.approx(logged, abs=1e-4)
+        assert scores["loss"] == pytest.approx(stats["test_loss"], rel=1e-4)  # Softmax once, logits or not.
         assert (scores["masked_images"], scores["unmasked_images"]) == (10, len(test_x) - 10)
         assert f"top-1 error {logged:.2f} %" in result.stdout
 

@@ -10,6 +10,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from keras_resnet import imagenet_resnet, pretrained
+import torchvision_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -98,6 +99,23 @@ def test_torchvision_preprocessing_is_rgb_over_255_minus_mean_over_std():
     images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype("float32")
     expected = (images / 255.0 - np.array(pretrained.TORCHVISION_MEAN)) / np.array(pretrained.TORCHVISION_STD)
     np.testing.assert_allclose(pretrained.torchvision_preprocessing()(images).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_converted_seeded_weights_give_the_logits_torchvision_computed_for_them(depth):
+    """Checked against torchvision itself on every run, without PyTorch: the seeded weights in torchvision's
+    layouts, converted, must give the logits torchvision gave for them (tests/fixtures/make_torchvision_logits.py)."""
+    import json
+    fixture = np.load(os.path.join(os.path.dirname(__file__), "fixtures", torchvision_reference.FIXTURE))
+    meta = json.loads(str(fixture["meta"]))
+    net = meta["nets"][f"resnet{depth}"]
+    state = torchvision_reference.seeded_state_dict(net["shapes"], seed=net["seed"])
+    ours = imagenet_resnet(depth, stride_on="3x3", num_classes=meta["num_classes"], classifier_activation=None,
+                           input_shape=torchvision_reference.IMAGE_SHAPE[1:])
+    pretrained.load_torchvision_weights(ours, state)
+    expected = fixture[f"resnet{depth}"]
+    got = ours(torchvision_reference.images(0), training=False).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 def _torchvision():

@@ -46,8 +46,11 @@ class UsageError(ValueError):
 
 
 run = cli.run
+
+
 def resolved_precision() -> str:
-    """``--mixed_precision``, with ``auto`` replaced by the hardware's native precision (logged)."""
+    """``--mixed_precision``, with ``auto`` replaced by the native precision of the devices the run trains
+    on (logged): the first GPU's, or the CPU's with ``--num_gpus=0``, ``--cpu_replicas`` or no GPU."""
     if FLAGS.mixed_precision != "auto":
         return FLAGS.mixed_precision
     import tensorflow as tf
@@ -55,7 +58,8 @@ def resolved_precision() -> str:
 
     from keras_resnet import hardware
 
-    gpus = tf.config.list_physical_devices("GPU")
+    on_cpu = FLAGS.num_gpus == 0 or FLAGS.cpu_replicas > 1  # As setup_runtime places the replicas.
+    gpus = [] if on_cpu else tf.config.list_physical_devices("GPU")
     capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
     precision = hardware.native_precision(capability)
     device = f"GPU of compute capability {capability}" if gpus else hardware.cpu_description()

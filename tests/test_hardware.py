@@ -1,5 +1,7 @@
 """The CPU description of benchmark tables and the warning about emulated bfloat16."""
 
+import pytest
+
 from keras_resnet.hardware import cpu_description, emulated_bfloat16_warning
 
 AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
@@ -51,3 +53,32 @@ def test_the_bfloat16_emulation_warning_depends_on_the_devices_trained_on_not_on
     config = training.TrainConfig(mixed_precision="bfloat16")
     training._warn_if_bfloat16_is_emulated(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
     assert warned == ["emulated"]
+
+
+A100, V100 = {"compute_capability": (8, 0)}, {"compute_capability": (7, 0)}
+
+
+@pytest.mark.parametrize("cpuinfo, gpu, num_gpus, expected", [
+    (SAPPHIRE_RAPIDS, None, None, "bfloat16"),
+    (AVX2_ONLY, None, None, "none"),  # Emulated bfloat16 would be about 10x slower than float32.
+    (ZEN5_VM, None, None, "bfloat16"),
+    (AVX2_ONLY, A100, None, "bfloat16"),
+    (SAPPHIRE_RAPIDS, V100, None, "float16"),
+    (SAPPHIRE_RAPIDS, V100, 0, "bfloat16"),  # --num_gpus=0 trains on the CPU: the CPU decides.
+    (AVX2_ONLY, A100, 0, "none"),
+])
+def test_the_recipes_auto_precision_follows_the_devices_they_train_on(monkeypatch, cpuinfo, gpu, num_gpus, expected):
+    import tensorflow as tf
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from keras_resnet import hardware
+    from recipes import common
+
+    monkeypatch.setattr(hardware, "read_cpuinfo", lambda: cpuinfo)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if gpu and kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: gpu)
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(mixed_precision="auto", num_gpus=num_gpus, cpu_replicas=0):
+        assert common.resolved_precision() == expected

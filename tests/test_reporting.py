@@ -22,15 +22,16 @@ def recipe_config(depth, residual=True, train_steps=64_000, seed=0, **changes):
 
 
 def fake_run(root, name, depth, residual, seed, test_errors, train_steps=64_000, finished=True, wall=None,
-             **changes):
-    """A run folder as the trainer writes it: config.json, train/test event files and, once
-    finished, stats.json. ``wall``: seconds per logged interval (images/s is derived from it)."""
+             reached=None, **changes):
+    """A run folder as the trainer writes it: config.json, train/test event files up to step ``reached``
+    (default ``train_steps``) and, once finished, stats.json. ``wall``: seconds per logged interval
+    (images/s is derived from it)."""
     folder = os.path.join(root, name)
     os.makedirs(folder)
     config = recipe_config(depth, residual, train_steps, seed, **changes)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f)
-    steps = [(i + 1) * train_steps // len(test_errors) for i in range(len(test_errors))]
+    steps = [(i + 1) * (reached or train_steps) // len(test_errors) for i in range(len(test_errors))]
     for split, values in (("train", [e + 5 for e in test_errors]), ("test", test_errors)):
         writer = tf.summary.create_file_writer(os.path.join(folder, split))
         with writer.as_default():
@@ -75,10 +76,11 @@ def test_short_runs_are_marked_and_not_compared(tmp_path):
 
 def test_an_unfinished_run_is_listed_at_its_step_never_averaged_or_compared(tmp_path):
     fake_run(tmp_path, "done", 20, True, 0, [50.0, 9.0])
-    fake_run(tmp_path, "running", 20, True, 1, [50.0, 30.0], finished=False)
+    fake_run(tmp_path, "running", 20, True, 1, [50.0, 30.0], finished=False, reached=20_000)
     (row,), notes = table_rows(tmp_path)
     assert row[2] == "9.00 +- 0.00" and row[3] == "1"
-    assert len(notes) == 1 and "unfinished at step 64,000 of 64,000" in notes[0] and "seed 1" in notes[0]
+    assert len(notes) == 1 and "seed 1" in notes[0]
+    assert "unfinished at step 20,000 of 64,000, test error 30.00 there" in notes[0]
 
 
 def test_runs_of_different_configurations_are_separate_rows_that_say_how_they_differ(tmp_path):

@@ -227,6 +227,23 @@ def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, t
         np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=u.path)
 
 
+def test_a_checkpoint_holds_the_bn_statistics_averaged_over_replicas(tmp_path, two_cpu_strategy):
+    """A checkpoint between evaluations (step 2 of 4) already holds the mean of the replicas' moving
+    statistics, as one replica of 16 with BN groups of 8 computes them, not replica 0's own copy."""
+    def build_model(dtype):
+        keras.utils.set_random_seed(0)
+        return cifar_resnet(8, num_classes=4, classifier_activation=None, bn_group_size=8, dtype=dtype)
+
+    config = tiny_config(train_steps=4, lr=0.1, lr_boundaries=(), checkpoint_every=2, eval_every=100, log_every=100)
+    training.train(config, tiny_task(build_model=build_model), str(tmp_path / "one"), stop_after=2)
+    training.train(config, tiny_task(build_model=build_model), str(tmp_path / "two"), two_cpu_strategy, stop_after=2)
+    one, two = (tf.train.load_checkpoint(str(tmp_path / run / "checkpoints" / "ckpt-2")) for run in ("one", "two"))
+    names = [n for n in one.get_variable_to_shape_map() if "moving_" in n and "OPTIMIZER" not in n]
+    assert len(names) == 2 * 7  # Mean and variance of the 7 BN layers of ResNet-8.
+    for name in names:
+        np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
 @pytest.mark.parametrize("precision,compute", [("bfloat16", "bfloat16"), ("float16", "float16")])
 def test_mixed_precision_runs_with_float32_variables(tmp_path, precision, compute):
     stats = training.train(tiny_config(train_steps=2, mixed_precision=precision), tiny_task(), str(tmp_path))

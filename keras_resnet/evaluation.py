@@ -47,8 +47,10 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str 
         model: Returns logits.
         dataset: ``(images, labels)`` batches. For ``mode="ten_crop"`` images are
             ``(B, 10, H, W, 3)``; for ``"multiscale"`` a tuple of ``(1, H_s, W_s, 3)``.
-        mode: ``"single"``, ``"ten_crop"`` (softmax averaged over the crops) or
-            ``"multiscale"`` (softmax averaged over the scales, section 3.4).
+        mode: ``"single"``, ``"ten_crop"`` (softmax averaged over the crops),
+            ``"multiscale"`` (softmax averaged over the scales and each scale's horizontal flip: section
+            3.4 takes the fully-convolutional form "as in [41]", VGG, which averages the scores of an
+            image and its flip) or ``"multiscale_noflip"`` (over the scales only).
     """
     probabilities = _probabilities(model)
 
@@ -59,9 +61,12 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str 
             shape = tf.shape(images)
             flat = tf.reshape(images, tf.concat([[-1], shape[2:]], 0))
             return tf.reduce_mean(tf.reshape(probabilities(flat), [shape[0], shape[1], -1]), axis=1)
-    elif mode == "multiscale":
+    elif mode in ("multiscale", "multiscale_noflip"):
+        flips = mode == "multiscale"
+
         def predict(images):
-            return tf.reduce_mean(tf.stack([probabilities(x) for x in images]), axis=0)
+            views = [*images, *(tf.reverse(x, axis=[2]) for x in images)] if flips else list(images)
+            return tf.reduce_mean(tf.stack([probabilities(x) for x in views]), axis=0)
     else:
-        raise ValueError(f"mode must be one of 'single', 'ten_crop', 'multiscale', got {mode!r}")
+        raise ValueError(f"mode must be one of 'single', 'ten_crop', 'multiscale', 'multiscale_noflip', got {mode!r}")
     return _accumulate(model, dataset, predict)

@@ -217,7 +217,7 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
     mode = experiment.eval_mode
 
     def build_model(dtype):
-        shape = (None, None, 3) if mode == "multiscale" else (224, 224, 3)
+        shape = (None, None, 3) if mode.startswith("multiscale") else (224, 224, 3)
         return imagenet_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
                                stride_on=experiment.stride_on, zero_init_residual=experiment.zero_init_residual,
                                bn_group_size=experiment.bn_group_size, input_shape=shape,
@@ -247,13 +247,13 @@ def imagenet_final_evaluation(experiment: ImagenetExperiment, model, data_dir: s
                               examples: int | None = None) -> dict:
     """Top-1/top-5 validation error of a trained net under each test protocol.
 
-    For ``"multiscale"`` the weights are copied into a fully-convolutional twin
+    For ``"multiscale"`` (and ``"multiscale_noflip"``) the weights are copied into a fully-convolutional twin
     (``input_shape=(None, None, 3)``), as the paper does for Table 4.
     """
     results = {}
     for mode in modes:
         net = model
-        if mode == "multiscale" and model.input_shape[1] is not None:
+        if mode.startswith("multiscale") and model.input_shape[1] is not None:
             net = imagenet_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
                                   stride_on=experiment.stride_on, input_shape=(None, None, 3),
                                   classifier_activation=None)

@@ -22,6 +22,8 @@ from absl import flags
 
 from recipes import common
 
+# The test protocols of section 3.4 (keras_resnet.data.imagenet.EVAL_MODES, without importing TensorFlow).
+_PROTOCOLS = ["center", "ten_crop", "multiscale", "multiscale_noflip"]
 _DEPTH = flags.DEFINE_integer("depth", 50, "18, 34, 50, 101 or 152.")
 flags.register_validator("depth", lambda v: v in (18, 34, 50, 101, 152), message="must be 18, 34, 50, 101 or 152")
 _PLAIN = flags.DEFINE_bool("plain", False, "Train the plain net (no shortcuts).")
@@ -33,7 +35,7 @@ _LR = common.define_positive_float("lr", 0.1, "Base learning rate.")
 _SCHEDULE = flags.DEFINE_enum("lr_schedule", "plateau", ["plateau", "steps"],
                               "plateau: /10 when the validation error gains < 0.5 points in 50k iterations, at most "
                               "3 times (scaled to --train_steps); steps: /10 at 25/50/75%.")
-_EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", ["center", "ten_crop", "multiscale"],
+_EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", _PROTOCOLS,
                                "Protocol for the evaluations during training.")
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.",
                                        lower_bound=1)
@@ -41,7 +43,10 @@ _BN_GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups 
                                  "replica's batch; 0 (default) = the whole per-replica batch. The paper does not "
                                  "say; Goyal et al. (2017) use 32.", lower_bound=0)
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
-                                 "Protocols for the final evaluation.")
+                                 "Protocols for the final evaluation: center, ten_crop, multiscale (Table 4: five "
+                                 "scales, each with its horizontal flip, as VGG), multiscale_noflip.")
+flags.register_validator("final_eval_modes", lambda modes: bool(modes) and set(modes) <= set(_PROTOCOLS),
+                         message=f"must be a comma-separated list of {', '.join(_PROTOCOLS)}")
 
 
 def main(argv):

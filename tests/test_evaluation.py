@@ -47,8 +47,38 @@ def test_multiscale_averages_softmax_over_scales_of_different_sizes():
     assert evaluate_classifier(mean_colour_model(), ds, "multiscale")["error"] == 0.0
 
 
+class LeftMinusRight(keras.Model):
+    """Logits (mean of the left half, mean of the right half): a horizontal flip swaps them."""
+
+    def call(self, images, training=False):
+        half = tf.shape(images)[2] // 2
+        return tf.stack([tf.reduce_mean(images[:, :, :half], [1, 2, 3]),
+                         tf.reduce_mean(images[:, :, half:], [1, 2, 3])], axis=1)
+
+
+def test_multiscale_averages_each_scale_with_its_horizontal_flip_unless_noflip():
+    # Table 4 "as in [41]" (VGG): the scores of an image and its flip are averaged. softmax(a, b) and its
+    # flip softmax(b, a) average to (1/2, 1/2) whatever a and b: the loss is exactly log 2.
+    small = np.zeros((1, 4, 4, 3), np.float32)
+    small[:, :, :2] = 3.0
+    large = np.zeros((1, 6, 8, 3), np.float32)
+    large[:, :, :4] = 1.0
+    ds = tf.data.Dataset.from_tensors(((small, large), [0]))
+    flipped = evaluate_classifier(LeftMinusRight(), ds, "multiscale")
+    assert flipped["loss"] == pytest.approx(np.log(2.0), rel=1e-6)
+    unflipped = evaluate_classifier(LeftMinusRight(), ds, "multiscale_noflip")
+    expected = -np.log(np.mean([softmax(np.array([3.0, 0.0]))[0], softmax(np.array([1.0, 0.0]))[0]]))
+    assert unflipped["loss"] == pytest.approx(expected, rel=1e-5) and unflipped["error"] == 0.0
+
+
+def test_the_imagenet_recipe_offers_every_protocol_of_the_data_module():
+    from keras_resnet.data import imagenet
+    from recipes import imagenet as recipe
+    assert tuple(recipe._PROTOCOLS) == imagenet.EVAL_MODES
+
+
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="mode must be one of 'single', 'ten_crop', 'multiscale', got 'best'"):
+    with pytest.raises(ValueError, match="mode must be one of 'single', 'ten_crop', 'multiscale', 'multiscale_noflip', got 'best'"):
         evaluate_classifier(mean_colour_model(), tf.data.Dataset.from_tensors((np.zeros((1, 2, 2, 3)), [0])), "best")
 
 

@@ -34,7 +34,10 @@ ROWS = {
     "cifar10": SHARED + [("--depth=2", "flag --depth=2: must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110"),
                          ("--depth=21", "flag --depth=21: must be 6n+2")],
     "imagenet": SHARED + [("--depth=19", "flag --depth=19: must be 18, 34, 50, 101 or 152"),
-                          ("--eval_examples=0", "flag --eval_examples=0: 0 is not a positive integer")],
+                          ("--eval_examples=0", "flag --eval_examples=0: 0 is not a positive integer"),
+                          ("--final_eval_modes=center,best",
+                           "flag --final_eval_modes=['center', 'best']: must be a comma-separated list of center, "
+                           "ten_crop, multiscale, multiscale_noflip")],
 }
 
 

@@ -10,7 +10,8 @@ image's coordinates, so JPEG decoding and cropping are fused
 Test: ``"center"`` (single 224 crop of the 256-resized image), ``"ten_crop"``
 (4 corners + centre and their flips, as in Tables 2 and 3) and
 ``"multiscale"`` (whole image with short side in {224, 256, 384, 480, 640},
-for fully-convolutional nets, as in Table 4).
+for fully-convolutional nets, as in Table 4; scored with each scale's horizontal flip, as VGG [41]
+does, or without as ``"multiscale_noflip"``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ CROP = 224
 SCALE_RANGE = (256, 480)  # Section 3.4, following [41].
 EVAL_RESIZE = 256
 MULTISCALE_SIZES = (224, 256, 384, 480, 640)  # Section 3.4, following [41, 13].
-EVAL_MODES = ("center", "ten_crop", "multiscale")
+EVAL_MODES = ("center", "ten_crop", "multiscale", "multiscale_noflip")
 # Mean RGB of the ImageNet training images. The paper subtracts a per-pixel
 # mean image; over random 224 crops of resized images it is flat to within a
 # few grey levels, so the per-channel mean is used (as the later Caffe and
@@ -130,11 +131,12 @@ def ten_crops(image: tf.Tensor, size: int = CROP) -> tf.Tensor:
 
 def eval_preprocess(jpeg: tf.Tensor, mode: str = "center"):
     """One test image for ``mode``: ``"center"`` -> (224, 224, 3); ``"ten_crop"``
-    -> (10, 224, 224, 3); ``"multiscale"`` -> a tuple of 5 whole images."""
+    -> (10, 224, 224, 3); ``"multiscale"``/``"multiscale_noflip"`` -> a tuple of 5 whole images (the
+    flips are taken when scoring)."""
     if mode not in EVAL_MODES:
         raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
     image = normalize(tf.image.decode_jpeg(jpeg, channels=3))
-    if mode == "multiscale":
+    if mode.startswith("multiscale"):
         return tuple(_resize_short_side(image, s) for s in MULTISCALE_SIZES)
     image = _resize_short_side(image, EVAL_RESIZE)
     if mode == "ten_crop":
@@ -157,5 +159,5 @@ def imagenet_train_dataset(raw: tf.data.Dataset, batch_size: int, seed: int = 0,
 def imagenet_eval_dataset(raw: tf.data.Dataset, mode: str = "center", batch_size: int = 50) -> tf.data.Dataset:
     """Test batches for ``mode``; ``"multiscale"`` yields one image (at 5 scales) per element."""
     ds = raw.map(lambda jpeg, label: (eval_preprocess(jpeg, mode), label), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(1 if mode == "multiscale" else batch_size)
+    ds = ds.batch(1 if mode.startswith("multiscale") else batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)

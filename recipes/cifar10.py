@@ -52,11 +52,11 @@ def main(argv):
     tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
-                                      "replicas": strategy.num_replicas_in_sync})
+                                      "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})
     if _SUBSET.value and not os.path.isfile(_SUBSET.value):
         raise ValueError(f"--eval_subset_mask={_SUBSET.value} is not a file")
     task = tasks.cifar10_task(experiment, config, f.data_dir, eval_subset_mask=_SUBSET.value)
-    task.hparams["command"] = common.command_line(sys.argv)
+    task.hparams.update(tf32=f.tf32, command=common.command_line(sys.argv))
     common.report(training.train(config, task, model_dir, strategy, stop_after=f.stop_after), model_dir)
 
 

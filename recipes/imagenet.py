@@ -66,9 +66,9 @@ def main(argv):
     tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
-                                      "replicas": strategy.num_replicas_in_sync})
+                                      "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})
     task = tasks.imagenet_task(experiment, config, f.data_dir, eval_examples=_EVAL_EXAMPLES.value)
-    task.hparams["command"] = common.command_line(sys.argv)
+    task.hparams.update(tf32=f.tf32, command=common.command_line(sys.argv))
     stats = training.train(config, task, model_dir, strategy, stop_after=f.stop_after)
     final_model = os.path.join(model_dir, "model.keras")
     if not stats.get("interrupted") and os.path.exists(final_model):

@@ -41,13 +41,16 @@ def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
     assert code == 0, err[-2000:]
     assert "Finished" in out and "test_error" in out
     with open(tmp_path / "run" / "provenance.json") as f:
-        assert json.load(f)["segments"][0]["runtime"]["onednn"] == "1"  # The entry point switched oneDNN on.
+        runtime = json.load(f)["segments"][0]["runtime"]
+    assert runtime["onednn"] == "1"  # The entry point switched oneDNN on.
+    assert runtime["tensor_float_32"] is False  # float32 means float32 (TF's default is TF32 on).
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-3")
     assert (tmp_path / "run" / "model.keras").exists() and (tmp_path / "run" / "stats.json").exists()
     assert "step 3/3" in err  # The progress line.
     with open(tmp_path / "run" / "config.json") as f:
         config = json.load(f)
     assert "python -m recipes.cifar10" in config["command"] and config["bn_group_size"] == 10
+    assert config["tf32"] is False
 
 
 def test_finished_run_exports_a_classifier_that_tools_evaluate_scores_like_the_run(tiny_cifar, tmp_path):

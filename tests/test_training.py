@@ -391,3 +391,11 @@ def test_synced_bn_statistics_are_the_mean_of_the_replicas_values(two_cpu_strate
         np.testing.assert_array_equal(copy, np.full(copy.shape, 2.0, np.float32))
     for copy in local(layer.moving_variance):
         np.testing.assert_array_equal(copy, np.full(copy.shape, 6.0, np.float32))
+
+
+def test_a_run_recorded_before_the_tf32_setting_resumes_with_tf32_off_but_not_on(tmp_path):
+    saved = {"dataset": "toy", "depth": 8}  # config.json of a run from before --tf32 existed.
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
+    training.check_config(str(tmp_path), {**saved, "tf32": False})
+    with pytest.raises(training.ConfigMismatchError, match="tf32: None there vs True now"):
+        training.check_config(str(tmp_path), {**saved, "tf32": True})

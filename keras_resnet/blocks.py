@@ -23,6 +23,7 @@ from keras_resnet.layers import PAD_VARIANTS, FusedBatchNormalization, ZeroPadSh
 SHORTCUTS = ("A", "B", "C")
 STRIDE_PLACEMENTS = ("1x1", "3x3")
 INIT_MODES = ("fan_in", "fan_out")
+DECAYED = ("kernels", "all")  # What weight decay applies to (BlockOptions.weight_decay_on).
 BOTTLENECK_EXPANSION = 4  # Section 3.4: 1x1 (d), 3x3 (d), 1x1 (4d).
 
 
@@ -44,6 +45,13 @@ class BlockOptions:
         weight_decay: float. Caffe-style coupled decay ``lambda``: the
             gradient gets ``lambda * w``, i.e. Keras ``L2(lambda / 2)`` on conv
             and dense kernels. ``0`` disables it.
+        weight_decay_on: str. ``"kernels"`` (default): conv and fc kernels only, as
+            the Keras and TF Model Garden ResNets do. ``"all"``: also the BN gammas
+            and betas and the fc bias, as Caffe does unless a layer says otherwise
+            and fb.resnet.torch does for every parameter. The paper does not say; with
+            the kernels alone BN's scale-invariance keeps the decay meaningful (it only
+            shrinks weights whose scale BN removes) while gamma and beta keep the range
+            the data asks for.
         kernel_init: str. He normal initialisation (He et al. 2015b),
             ``"fan_in"`` (the paper's [13]) or ``"fan_out"`` (fb.resnet.torch).
         bn_momentum: float. Moving-average momentum (Caffe/Torch 0.9).
@@ -67,6 +75,7 @@ class BlockOptions:
     stride_on: str = "1x1"
     zero_init_residual: bool = False
     weight_decay: float = 1e-4
+    weight_decay_on: str = "kernels"
     kernel_init: str = "fan_in"
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
@@ -79,6 +88,7 @@ class BlockOptions:
         _check_choice("shortcut_a_padding", self.shortcut_a_padding, PAD_VARIANTS)
         _check_choice("stride_on", self.stride_on, STRIDE_PLACEMENTS)
         _check_choice("kernel_init", self.kernel_init, INIT_MODES)
+        _check_choice("weight_decay_on", self.weight_decay_on, DECAYED)
         if self.fused_batch_norm not in (True, False):
             raise ValueError(f"fused_batch_norm must be True or False, got {self.fused_batch_norm!r}")
         if self.bn_group_size is not None:
@@ -94,6 +104,10 @@ class BlockOptions:
     def kernel_regularizer(self) -> keras.regularizers.Regularizer | None:
         # Keras L2(l) adds l * sum(w**2), whose gradient is 2 * l * w.
         return keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
+
+    def other_regularizer(self) -> keras.regularizers.Regularizer | None:
+        """The decay of BN gammas and betas and of biases: none unless ``weight_decay_on="all"``."""
+        return self.kernel_regularizer() if self.weight_decay_on == "all" else None
 
     def kernel_initializer(self) -> keras.initializers.Initializer:
         return keras.initializers.VarianceScaling(
@@ -123,6 +137,7 @@ def conv_bn(x, filters: int, kernel_size: int, strides: int, name: str, opts: Bl
         kernel_regularizer=opts.kernel_regularizer(),
         name=f"{name}_conv", dtype=opts.dtype)(x)
     bn_args = dict(momentum=opts.bn_momentum, epsilon=opts.bn_epsilon,
+                   gamma_regularizer=opts.other_regularizer(), beta_regularizer=opts.other_regularizer(),
                    gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn", dtype=opts.dtype)
     if opts.fused_batch_norm:
         x = FusedBatchNormalization(group_size=opts.bn_group_size, **bn_args)(x)

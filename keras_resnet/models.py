@@ -41,6 +41,7 @@ def cifar_resnet(
     shortcut_a_padding: str = "end",
     zero_init_residual: bool = False,
     weight_decay: float = 1e-4,
+    weight_decay_on: str = "kernels",
     kernel_init: str = "fan_in",
     fused_batch_norm: bool = True,
     bn_group_size: int | None = None,
@@ -68,7 +69,7 @@ def cifar_resnet(
         classifier_activation: Activation of the output, ``"softmax"`` or
             ``None`` for logits. The classifier always computes in float32.
         width: int. Filters of the first stage (16 in the paper).
-        shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
+        shortcut_a_padding, zero_init_residual, weight_decay, weight_decay_on, kernel_init,
             fused_batch_norm, bn_group_size, dtype: see ``BlockOptions``. The
             recipes train with ``bn_group_size=64``, the paper's BN batch;
             the builder's default ``None`` keeps standard Keras BN.
@@ -93,7 +94,7 @@ def cifar_resnet(
     n = (depth - 2) // 6
     opts = BlockOptions(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
-        zero_init_residual=zero_init_residual, weight_decay=weight_decay,
+        zero_init_residual=zero_init_residual, weight_decay=weight_decay, weight_decay_on=weight_decay_on,
         kernel_init=kernel_init, fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size,
         dtype=dtype)
 
@@ -149,6 +150,7 @@ def imagenet_resnet(
     shortcut_a_padding: str = "end",
     zero_init_residual: bool = False,
     weight_decay: float = 1e-4,
+    weight_decay_on: str = "kernels",
     kernel_init: str = "fan_in",
     fused_batch_norm: bool = True,
     bn_group_size: int | None = None,
@@ -177,7 +179,7 @@ def imagenet_resnet(
         input_shape: tuple. ``(None, None, 3)`` builds a fully-convolutional
             net for the multi-scale testing of section 3.4.
         num_classes, include_top, pooling, classifier_activation, width,
-            shortcut_a_padding, zero_init_residual, weight_decay, kernel_init,
+            shortcut_a_padding, zero_init_residual, weight_decay, weight_decay_on, kernel_init,
             fused_batch_norm, bn_group_size, dtype, name: as in ``cifar_resnet``.
         weights: Optional path of a ``.weights.h5`` to load, e.g. ImageNet weights converted
             from torchvision or timm by ``tools.convert_weights`` (those need
@@ -212,7 +214,7 @@ def imagenet_resnet(
     opts = BlockOptions(
         residual=residual, shortcut=shortcut, shortcut_a_padding=shortcut_a_padding,
         stride_on=stride_on, zero_init_residual=zero_init_residual,
-        weight_decay=weight_decay, kernel_init=kernel_init,
+        weight_decay=weight_decay, weight_decay_on=weight_decay_on, kernel_init=kernel_init,
         fused_batch_norm=fused_batch_norm, bn_group_size=bn_group_size, dtype=dtype)
 
     def stem(x):
@@ -255,7 +257,8 @@ def _build(*, stem: Callable, block_fn: Callable, stage_blocks: Sequence[int],
             x = keras.layers.GlobalAveragePooling2D(name="avg_pool", dtype=opts.dtype)(x)
             # The classifier computes in float32 under any mixed-precision policy.
             x = keras.layers.Dense(
-                num_classes, kernel_regularizer=opts.kernel_regularizer(), name="fc",
+                num_classes, kernel_regularizer=opts.kernel_regularizer(), bias_regularizer=opts.other_regularizer(),
+                name="fc",
                 dtype="float32")(x)
             if classifier_activation is not None:
                 x = keras.layers.Activation(classifier_activation, name="predictions",

@@ -41,12 +41,14 @@ class CifarExperiment:
     zero_init_residual: bool = False
     augment: bool = True
     bn_group_size: int | None = 64
+    weight_decay_on: str = "kernels"
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         check_cifar_depth(self.depth)
-        BlockOptions(shortcut=self.shortcut, bn_group_size=self.bn_group_size)  # Validates both.
+        BlockOptions(shortcut=self.shortcut, bn_group_size=self.bn_group_size,
+                     weight_decay_on=self.weight_decay_on)  # Validates all three.
 
     @property
     def splits(self) -> tuple[str, str]:
@@ -115,7 +117,7 @@ def cifar10_task(experiment: CifarExperiment, config: TrainConfig, data_dir: str
 
     def build_model(dtype):
         return cifar_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
-                            zero_init_residual=experiment.zero_init_residual,
+                            zero_init_residual=experiment.zero_init_residual, weight_decay_on=experiment.weight_decay_on,
                             bn_group_size=experiment.bn_group_size, classifier_activation=None, dtype=dtype)
 
     def train_dataset(ctx: tf.distribute.InputContext, start_step: int):
@@ -173,12 +175,13 @@ class ImagenetExperiment:
     eval_mode: str = "center"
     shuffle_buffer: int = 10_000
     bn_group_size: int | None = None
+    weight_decay_on: str = "kernels"
 
     def __post_init__(self):
         if self.depth not in IMAGENET_SPECS:
             raise ValueError(f"depth must be one of {', '.join(map(str, IMAGENET_SPECS))}, got {self.depth!r}")
-        BlockOptions(shortcut=self.shortcut, stride_on=self.stride_on,
-                     bn_group_size=self.bn_group_size)  # Validates all three.
+        BlockOptions(shortcut=self.shortcut, stride_on=self.stride_on, bn_group_size=self.bn_group_size,
+                     weight_decay_on=self.weight_decay_on)  # Validates all four.
         if self.eval_mode not in imagenet_data.EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {imagenet_data.EVAL_MODES}, got {self.eval_mode!r}")
 
@@ -220,6 +223,7 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
         shape = (None, None, 3) if mode.startswith("multiscale") else (224, 224, 3)
         return imagenet_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
                                stride_on=experiment.stride_on, zero_init_residual=experiment.zero_init_residual,
+                               weight_decay_on=experiment.weight_decay_on,
                                bn_group_size=experiment.bn_group_size, input_shape=shape,
                                classifier_activation=None, dtype=dtype)
 

@@ -183,6 +183,8 @@ def what_is_trained(hparams: dict) -> dict:
         kept = {k: v for k, v in kept.items() if not k.startswith("warmup_") or k == "warmup_lr"}
     if not kept.get("tf32"):  # TF32 off is what runs recorded before the setting existed computed on CPUs.
         kept.pop("tf32", None)
+    if kept.get("weight_decay_on") == "kernels":  # What every run before the setting existed decayed.
+        kept.pop("weight_decay_on")
     return kept
 
 

@@ -21,6 +21,10 @@ flags.DEFINE_enum("mixed_precision", "none", ["none", "float16", "bfloat16", "au
 flags.DEFINE_integer("num_gpus", None, "GPUs to use with MirroredStrategy (default: all visible).", lower_bound=0)
 flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical devices under "
                      "MirroredStrategy (for testing multi-replica runs without GPUs).", lower_bound=0)
+flags.DEFINE_enum("weight_decay_on", "kernels", ["kernels", "all"],
+                  "What the 1e-4 weight decay applies to: conv and fc kernels (default, as Keras and TF Model "
+                  "Garden) or all parameters, BN gammas and betas and the fc bias too (Caffe's and "
+                  "fb.resnet.torch's default). The paper does not say (keras_resnet.blocks.BlockOptions).")
 flags.DEFINE_bool("tf32", False, "Let Ampere and newer GPUs compute float32 matmuls and convolutions in TensorFloat-32 "
                   "(TF's own default, 10-bit mantissas: not the paper's float32). Off: float32 means float32; "
                   "recorded in config.json.")

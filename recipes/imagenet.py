@@ -55,7 +55,8 @@ def main(argv):
 
     experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                           stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value,
-                                          bn_group_size=_BN_GROUP.value or None)
+                                          bn_group_size=_BN_GROUP.value or None,
+                                          weight_decay_on=common.FLAGS.weight_decay_on)
     f = common.FLAGS
     config = tasks.imagenet_train_config(
         _TRAIN_STEPS.value, plateau=_SCHEDULE.value == "plateau", batch_size=_BATCH_SIZE.value, lr=_LR.value,

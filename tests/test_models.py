@@ -145,6 +145,20 @@ def test_weight_decay_is_coupled_l2_of_half_lambda_on_kernels_only():
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.parametrize("build", [lambda **kw: cifar_resnet(8, **kw),
+                                   lambda **kw: imagenet_resnet(blocks=(1, 1), bottleneck=True, input_shape=(32, 32, 3),
+                                                                num_classes=5, **kw)])
+def test_weight_decay_on_all_adds_bn_gammas_betas_and_the_fc_bias(build):
+    model = build(weight_decay=1e-4, weight_decay_on="all")
+    rng = np.random.default_rng(0)
+    for w in model.trainable_weights:  # Non-zero betas and bias, so that each term counts.
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    decayed = [w for w in model.trainable_weights if w.path.rsplit("/", 1)[-1] in ("kernel", "gamma", "beta", "bias")]
+    assert len(decayed) == len(model.trainable_weights)  # Every parameter.
+    expected = 5e-5 * sum(float(np.sum(np.square(w.numpy()))) for w in decayed)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4)
+
+
 def test_weight_decay_zero_adds_no_loss():
     assert cifar_resnet(20, weight_decay=0).losses == []
 
@@ -289,6 +303,7 @@ BAD_ARGUMENTS = [
     (lambda: cifar_resnet(20, shortcut="D"), "shortcut must be one of 'A', 'B', 'C', got 'D'"),
     (lambda: cifar_resnet(20, kernel_init="xavier"), "kernel_init must be one of 'fan_in', 'fan_out', got 'xavier'"),
     (lambda: cifar_resnet(20, weight_decay=-1), "weight_decay must be a number >= 0, got -1"),
+    (lambda: cifar_resnet(20, weight_decay_on="bn"), "weight_decay_on must be one of 'kernels', 'all', got 'bn'"),
     (lambda: cifar_resnet(20, shortcut_a_padding="left"), "shortcut_a_padding must be one of 'end', 'both', got 'left'"),
     (lambda: cifar_resnet(20, num_classes=0), "num_classes must be a positive int, got 0"),
     (lambda: cifar_resnet(20, input_shape=(32, 32)), "input_shape must be (height, width, channels)"),

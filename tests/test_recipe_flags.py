@@ -27,6 +27,7 @@ SHARED = [  # recipes/common.py: both recipes.
     ("--lr=-0.1", "flag --lr=-0.1: must be a positive number"),
     ("--lr=nan", "flag --lr=nan: must be a positive number"),
     ("--bn_group_size=-1", "flag --bn_group_size=-1: -1 is not a non-negative integer"),
+    ("--weight_decay_on=bn", "flag --weight_decay_on=bn: value should be one of <kernels|all>"),
     ("--mixed_precision=fp8", "flag --mixed_precision=fp8: value should be one of <none|float16|bfloat16|auto>"),
     ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
 ]

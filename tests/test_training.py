@@ -399,3 +399,11 @@ def test_a_run_recorded_before_the_tf32_setting_resumes_with_tf32_off_but_not_on
     training.check_config(str(tmp_path), {**saved, "tf32": False})
     with pytest.raises(training.ConfigMismatchError, match="tf32: None there vs True now"):
         training.check_config(str(tmp_path), {**saved, "tf32": True})
+
+
+def test_a_run_recorded_before_weight_decay_on_existed_resumes_with_kernels_but_not_all(tmp_path):
+    saved = {"dataset": "toy", "depth": 8}
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
+    training.check_config(str(tmp_path), {**saved, "weight_decay_on": "kernels"})
+    with pytest.raises(training.ConfigMismatchError, match="weight_decay_on: None there vs 'all' now"):
+        training.check_config(str(tmp_path), {**saved, "weight_decay_on": "all"})

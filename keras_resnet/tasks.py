@@ -227,12 +227,10 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
                                bn_group_size=experiment.bn_group_size, input_shape=shape,
                                classifier_activation=None, dtype=dtype)
 
-    def train_dataset(ctx, start_step):
-        del start_step  # ImageNet is streamed from files; a resumed run reshuffles.
-        raw = imagenet_data.imagenet_split("train", data_dir, shuffle_files=True, input_context=ctx)
+    def train_dataset(ctx, start_step):  # A resumed run sees the images an uninterrupted one would.
         return imagenet_data.imagenet_train_dataset(
-            raw, ctx.get_per_replica_batch_size(config.batch_size), seed=config.seed + ctx.input_pipeline_id,
-            shuffle_buffer=experiment.shuffle_buffer)
+            data_dir, config.batch_size, seed=config.seed + ctx.input_pipeline_id, start_step=start_step,
+            input_context=ctx, shuffle_buffer=experiment.shuffle_buffer)
 
     def validation(model):
         raw = imagenet_data.imagenet_split("validation", data_dir)

@@ -16,11 +16,34 @@ def test_builder_prepares_the_fake_ilsvrc_layout(tiny_imagenet):
 
 
 def test_train_batches_shape_and_range(tiny_imagenet):
-    raw = imagenet.imagenet_split("train", tiny_imagenet)
-    x, y = next(iter(imagenet.imagenet_train_dataset(raw, batch_size=3, seed=0, shuffle_buffer=4)))
+    x, y = next(iter(imagenet.imagenet_train_dataset(tiny_imagenet, 3, seed=0, shuffle_buffer=4)))
     assert x.shape == (3, 224, 224, 3) and x.dtype == tf.float32 and y.shape == (3,)
     # Mean-subtracted 0..255 plus a small PCA colour offset: centred, not 0..255 or 0..1.
     assert -170 < float(tf.reduce_min(x)) < -50 and 100 < float(tf.reduce_max(x)) < 180
+
+
+def _batches(data_dir, start_step, steps, seed=0):
+    ds = imagenet.imagenet_train_dataset(data_dir, 2, seed=seed, start_step=start_step, shuffle_buffer=4)
+    return [(x.numpy(), y.numpy()) for x, y in ds.take(steps)]
+
+
+def test_a_resumed_stream_gives_the_images_an_uninterrupted_one_gives_from_that_step(tiny_imagenet):
+    # 4 training images in batches of 2: step 3 is the second half of epoch 1 (a mid-epoch resume).
+    whole = _batches(tiny_imagenet, 0, 6)
+    for start in (1, 2, 3):
+        resumed = _batches(tiny_imagenet, start, 6 - start)
+        for (x, y), (rx, ry) in zip(whole[start:], resumed):
+            np.testing.assert_array_equal(ry, y)
+            np.testing.assert_array_equal(rx, x)  # Same crops, flips and colour noise too.
+
+
+def test_each_epoch_sees_every_image_once_in_an_order_of_its_own(tiny_imagenet):
+    whole = _batches(tiny_imagenet, 0, 8)
+    epochs = [np.concatenate([x for x, _ in whole[e * 2:(e + 1) * 2]]) for e in range(4)]
+    labels = [np.concatenate([y for _, y in whole[e * 2:(e + 1) * 2]]) for e in range(4)]
+    assert all(sorted(l.tolist()) == [0, 0, 1, 1] for l in labels)
+    assert not all(np.array_equal(epochs[0], e) for e in epochs[1:])  # Re-augmented,
+    assert not all(np.array_equal(labels[0], l) for l in labels[1:])  # and reshuffled.
 
 
 @pytest.mark.parametrize("mode,shape", [("center", (2, 224, 224, 3)), ("ten_crop", (2, 10, 224, 224, 3))])

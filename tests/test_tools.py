@@ -134,3 +134,10 @@ def test_input_benchmark_times_both_pipelines_and_records_json(tmp_path):
     assert all(len(r["images_per_second"]) == 2 and r["images_per_second_median"] > 0 for r in recorded["results"])
     assert recorded["machine"]["cpu"] and "--batches=2" in recorded["command"]
     assert result.stdout.startswith("| pipeline | images/s (median) | runs |")
+
+
+def test_resume_cost_skips_records_through_the_training_order_and_scales_to_imagenet():
+    result = tool("perf.resume_cost", "--records=40", "--record_kb=1", "--files=4", "--shuffle_buffer=16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped 39 records of 1 kB" in result.stdout and "records/s" in result.stdout
+    assert "a mid-epoch resume of full ImageNet on one worker (640,583 records" in result.stdout

@@ -146,14 +146,62 @@ def eval_preprocess(jpeg: tf.Tensor, mode: str = "center"):
     return tf.ensure_shape(image[y:y + CROP, x:x + CROP], [CROP, CROP, 3])
 
 
-def imagenet_train_dataset(raw: tf.data.Dataset, batch_size: int, seed: int = 0,
+def epoch_records(files: list[str], seed: int, epoch: tf.Tensor | int, shuffle_buffer: int) -> tf.data.Dataset:
+    """The serialized records of ``files`` in epoch ``epoch``'s order: the files permuted by ``(seed,
+    epoch)``, read 16 at a time in a fixed interleave, and each block of ``shuffle_buffer`` consecutive
+    records permuted by ``(seed, epoch, block)``. Stateless, so a resumed stream draws what an
+    uninterrupted one drew (tf.data's ``shuffle`` refuses tensor seeds once a global seed is set, and
+    its draws would not depend on the epoch)."""
+    seed_e = tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
+    order = tf.random.experimental.stateless_shuffle(tf.constant(files), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                        tf.cast(epoch, tf.int64)]))
+    records = tf.data.Dataset.from_tensor_slices(order).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(16, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+    blocks = tf.data.Dataset.zip(records.batch(shuffle_buffer), tf.data.Dataset.range(2**62))
+    return blocks.map(lambda block, b: tf.random.experimental.stateless_shuffle(
+        block, seed=tf.stack([seed_e, b]))).unbatch()
+
+
+def imagenet_train_dataset(data_dir: str | None, global_batch_size: int, *, seed: int = 0, start_step: int = 0,
+                           input_context: tf.distribute.InputContext | None = None,
                            shuffle_buffer: int = 10_000) -> tf.data.Dataset:
-    """Endless augmented batches of ``batch_size`` (per replica) from ``imagenet_split``."""
-    ds = raw.repeat().shuffle(shuffle_buffer, seed=seed)
-    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).batch(2))
-    ds = ds.map(lambda item, s: (train_preprocess(item[0], s), item[1]),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    """Endless augmented per-replica batches of the prepared training split, in an order fixed by ``seed``.
+
+    Epoch ``e`` of a pipeline reads its share of the files (every ``num_input_pipelines``-th) in the
+    order of ``epoch_records``; each image's crop, flip and colour noise are seeded by ``seed`` and the
+    image's position in the stream. So ``start_step=k`` yields exactly the batches that an uninterrupted
+    stream yields from step ``k`` on (an exact resume): the stream starts at ``k``'s epoch and skips
+    the records of that epoch already used, reading them without decoding (their cost:
+    docs/performance.md).
+    """
+    builder = prepared_builder(
+        "imagenet2012", data_dir,
+        "python -m tools.prepare_imagenet --manual_dir=DIR_WITH_ILSVRC2012_TARS --data_dir={data_dir}")
+    split = builder.info.splits["train"]
+    pipelines, pipeline = 1, 0
+    per_replica = global_batch_size
+    if input_context is not None:
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+        per_replica = input_context.get_per_replica_batch_size(global_batch_size)
+    files = [os.path.join(builder.data_dir, name) for name in split.filenames][pipeline::pipelines]
+    if not files:
+        raise ValueError(f"{len(split.filenames)} training files cannot feed {pipelines} input pipelines")
+    epoch_size = sum(split.shard_lengths[pipeline::pipelines])
+    start_epoch, offset = divmod(start_step * (global_batch_size // pipelines), epoch_size)
+    features = builder.info.features
+
+    def epoch(e):
+        records = epoch_records(files, seed, e, shuffle_buffer)
+        return tf.data.Dataset.zip(records, tf.data.Dataset.range(e * epoch_size, (e + 1) * epoch_size))
+
+    def example(serialized, position):
+        item = features.deserialize_example(serialized, decoders={"image": tfds.decode.SkipDecoding()})
+        return train_preprocess(item["image"], tf.stack([tf.constant(seed, tf.int64), position])), item["label"]
+
+    ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch).skip(offset)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def imagenet_eval_dataset(raw: tf.data.Dataset, mode: str = "center", batch_size: int = 50) -> tf.data.Dataset:

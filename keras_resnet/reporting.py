@@ -444,26 +444,31 @@ def response_layers(model) -> list[str]:
     return names
 
 
-def layer_response_std(model, images, batch_size: int = 250) -> list[tuple[str, float]]:
-    """Standard deviation of each 3x3 layer's BN output over ``images`` (all positions and channels)."""
+def layer_response_std(model, images, batch_size: int = 250, per_channel: bool = True) -> list[tuple[str, float]]:
+    """Standard deviation of each 3x3 layer's response (its BN output, before the ReLU) over ``images``.
+
+    ``per_channel=True`` (Figure 7 as the paper describes it, "the standard deviations of layer
+    responses"): each channel's std over the images and positions, averaged over the channels, so that
+    the spread between channel means (set by BN's beta) does not enter it. ``False``: one std pooled
+    over images, positions and channels.
+    """
     import keras
     import numpy as np
 
     names = response_layers(model)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # As the model was built.
     probe = keras.Model(inputs, [model.get_layer(n).output for n in names])
-    total = np.zeros(len(names))
-    squares = np.zeros(len(names))
-    count = np.zeros(len(names))
+    total, squares, count = [0.0] * len(names), [0.0] * len(names), [0] * len(names)
+    axes = (0, 1, 2) if per_channel else None
     for start in range(0, len(images), batch_size):
         outputs = probe(images[start:start + batch_size], training=False)
         for i, out in enumerate(outputs):
             values = np.asarray(out, dtype=np.float64)
-            total[i] += values.sum()
-            squares[i] += np.square(values).sum()
-            count[i] += values.size
-    mean = total / count
-    return list(zip(names, np.sqrt(np.maximum(squares / count - mean**2, 0)).tolist()))
+            total[i] = total[i] + values.sum(axis=axes)
+            squares[i] = squares[i] + np.square(values).sum(axis=axes)
+            count[i] += values.size // (values.shape[-1] if per_channel else 1)
+    stds = [np.sqrt(np.maximum(q / n - (t / n) ** 2, 0)).mean() for t, q, n in zip(total, squares, count)]
+    return list(zip(names, [float(v) for v in stds]))
 
 
 def plot_layer_responses(responses: dict[str, list[float]], path: str) -> None:
@@ -481,7 +486,7 @@ def plot_layer_responses(responses: dict[str, list[float]], path: str) -> None:
     axes[1].set_title("sorted by magnitude")
     for ax in axes:
         ax.set_xlabel("layer index")
-        ax.set_ylabel("std")
+        ax.set_ylabel("std (per channel, mean)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

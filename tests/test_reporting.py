@@ -153,14 +153,19 @@ def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():
                      "conv4_1_1_bn", "conv4_1_2_bn"]
 
 
-def test_figure7_response_std_matches_numpy():
+def test_figure7_response_std_is_per_channel_then_averaged_and_pooled_on_request():
     keras.utils.set_random_seed(0)
     model = cifar_resnet(8)
+    bn = model.get_layer("conv3_1_2_bn")  # Channel means far apart: the two measures must differ.
+    bn.beta.assign(np.linspace(-3.0, 3.0, bn.beta.shape[0]).astype("float32"))
     images = np.random.default_rng(0).normal(size=(7, 32, 32, 3)).astype("float32")
-    stds = dict(reporting.layer_response_std(model, images, batch_size=3))
+    per_channel = dict(reporting.layer_response_std(model, images, batch_size=3))
+    pooled = dict(reporting.layer_response_std(model, images, batch_size=3, per_channel=False))
     for name in ("conv1_bn", "conv3_1_2_bn"):
-        out = keras.Model(model.inputs[0], model.get_layer(name).output)(images, training=False)
-        assert stds[name] == pytest.approx(float(np.std(np.asarray(out, np.float64))), rel=1e-5)
+        out = np.asarray(keras.Model(model.inputs[0], model.get_layer(name).output)(images, training=False), np.float64)
+        assert per_channel[name] == pytest.approx(float(out.std(axis=(0, 1, 2)).mean()), rel=1e-5)
+        assert pooled[name] == pytest.approx(float(out.std()), rel=1e-5)
+    assert pooled["conv3_1_2_bn"] > 1.5 * per_channel["conv3_1_2_bn"]
 
 
 def test_resumed_runs_keep_the_last_value_of_a_rewritten_step(tmp_path):

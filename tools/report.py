@@ -88,7 +88,10 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
         used = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))
         if used:
             lines += ["## Figure 7: std of layer responses", "",
-                      f"On the first {fig7_images} test images. ![Figure 7](figure7.png)", ""]
+                      f"Standard deviation of each 3x3 layer's response (its BN output, before the ReLU) on the "
+                      f"first {fig7_images} test images: each channel's std over the images and positions, "
+                      "averaged over the channels (the spread of the channel means, set by BN's beta, is left "
+                      "out). ![Figure 7](figure7.png)", ""]
     lines += ["## Commands", ""]
     for run in runs:
         lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`")

@@ -51,7 +51,9 @@ class BlockOptions:
             and fb.resnet.torch does for every parameter. The paper does not say; with
             the kernels alone BN's scale-invariance keeps the decay meaningful (it only
             shrinks weights whose scale BN removes) while gamma and beta keep the range
-            the data asks for.
+            the data asks for; and Goyal et al. (2017, section 5.1, the same group) write
+            "following [the ResNet paper] we do not apply weight decay on the learnable BN
+            coefficients".
         kernel_init: str. He normal initialisation (He et al. 2015b),
             ``"fan_in"`` (the paper's [13]) or ``"fan_out"`` (fb.resnet.torch).
         bn_momentum: float. Moving-average momentum (Caffe/Torch 0.9).

@@ -162,9 +162,11 @@ class ImagenetExperiment:
     during training ("center"); the final numbers add "ten_crop" (Tables 2, 3).
 
     ``bn_group_size``: the paper gives the batch (256) but not how it was split
-    over GPUs, so BN normalises each replica's whole batch by default. Goyal et
-    al. (2017, section 2.3; K. He a co-author) use 32 images per BN, which
-    ``bn_group_size=32`` reproduces on any number of devices.
+    over GPUs. Goyal et al. (2017, the same group, section 5.1) train their ResNet-50
+    baseline as "k = 8 workers (GPUs) and n = 32 samples per worker" and "use n = 32
+    throughout": BN over 32 images. So the default is groups of 32 on any number of
+    replicas, as the CIFAR default is the paper's 64; ``None`` normalises each
+    replica's whole batch.
     """
 
     depth: int = 50
@@ -174,7 +176,7 @@ class ImagenetExperiment:
     zero_init_residual: bool = False
     eval_mode: str = "center"
     shuffle_buffer: int = 10_000
-    bn_group_size: int | None = None
+    bn_group_size: int | None = 32
     weight_decay_on: str = "kernels"
 
     def __post_init__(self):

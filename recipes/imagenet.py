@@ -39,9 +39,10 @@ _EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", _PROTOCOLS,
                                "Protocol for the evaluations during training.")
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.",
                                        lower_bound=1)
-_BN_GROUP = flags.DEFINE_integer("bn_group_size", 0, "BN statistics over groups of this many images of each "
-                                 "replica's batch; 0 (default) = the whole per-replica batch. The paper does not "
-                                 "say; Goyal et al. (2017) use 32.", lower_bound=0)
+_BN_GROUP = flags.DEFINE_integer("bn_group_size", 32, "BN statistics over groups of this many images of each "
+                                 "replica's batch (default 32: the paper does not say how its 256 were split; "
+                                 "Goyal et al. 2017, the same group, use 8 GPUs of 32); 0 = the whole "
+                                 "per-replica batch.", lower_bound=0)
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
                                  "Protocols for the final evaluation: center, ten_crop, multiscale (Table 4: five "
                                  "scales, each with its horizontal flip, as VGG), multiscale_noflip.")

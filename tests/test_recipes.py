@@ -254,7 +254,7 @@ def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tin
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, "-m", "recipes.imagenet", "--depth=18", f"--data_dir={tiny_imagenet}", f"--model_dir={run}",
-         "--batch_size=2", "--train_steps=2", "--eval_every=2", "--log_every=1",
+         "--batch_size=2", "--bn_group_size=0", "--train_steps=2", "--eval_every=2", "--log_every=1",
          "--final_eval_modes=center,ten_crop,multiscale"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

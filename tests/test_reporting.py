@@ -208,6 +208,15 @@ def test_imagenet_rows_name_the_stride_placement_and_compare_only_the_papers(tmp
     assert len(notes) == 1 and "unfinished" in notes[0]
 
 
+def test_an_imagenet_run_whose_bn_saw_another_batch_than_32_is_flagged(tmp_path):
+    # Goyal et al. 2017 (the same group): 8 GPUs of 32, BN over each GPU's 32 images.
+    imagenet_run(tmp_path, "paper", 50, "1x1", 23.0)
+    imagenet_run(tmp_path, "whole", 50, "1x1", 23.5, bn_group_size=None)
+    table, _ = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    differences = sorted(c.strip() for c in (line.strip("|").split("|")[7] for line in table.splitlines()[2:]))
+    assert differences == ["bn_group_size=None (paper: 32)", "none"]
+
+
 def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypatch):
     import keras_resnet.data as data
     from tools.report import figure7

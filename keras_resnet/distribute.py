@@ -14,12 +14,20 @@ def _num_workers() -> int:
     return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
 
 
-def _local_gpus(num_gpus: int | None) -> list[str]:
-    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+def use_gpus(num_gpus: int | None = None) -> list:
+    """Makes the first ``num_gpus`` physical GPUs (default: all) the only ones TF sees, each allocating
+    memory as it needs it, and returns them. Call before TF's runtime starts (before any strategy or
+    op): the GPUs left out stay free for other processes, and two runs on separate GPUs do not each
+    reserve most of every GPU, as TF does by default."""
+    gpus = tf.config.list_physical_devices("GPU")
     if num_gpus is not None:
         if num_gpus > len(gpus):
             raise ValueError(f"num_gpus={num_gpus} but only {len(gpus)} GPU(s) are visible")
+        if num_gpus < len(gpus):
+            tf.config.set_visible_devices(gpus[:num_gpus], "GPU")
         gpus = gpus[:num_gpus]
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
     return gpus
 
 
@@ -42,13 +50,18 @@ def make_strategy(num_gpus: int | None = None) -> tf.distribute.Strategy:
 
     * ``TF_CONFIG`` naming more than one worker: ``MultiWorkerMirroredStrategy``
       (every worker runs the same command; the chief writes logs and models).
-    * several GPUs (``num_gpus`` of the visible ones, default all):
-      ``MirroredStrategy``; the paper's CIFAR runs used two GPUs.
+    * several GPUs (the first ``num_gpus`` of the visible ones, default all; the others are hidden
+      and every GPU used grows its memory as needed, ``use_gpus``): ``MirroredStrategy``; the paper's
+      CIFAR runs used two GPUs. Workers of a multi-worker job use ``num_gpus`` each too, and NCCL.
     * otherwise one device: ``OneDeviceStrategy`` on the GPU, or the CPU.
     """
-    if _num_workers() > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = _local_gpus(num_gpus)
+    physical = use_gpus(num_gpus)
+    if _num_workers() > 1:  # NCCL between GPUs (as MirroredStrategy uses); TF's ring over gRPC otherwise.
+        implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if physical
+                          else tf.distribute.experimental.CommunicationImplementation.AUTO)
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy(gpus)
     return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")

@@ -46,3 +46,15 @@ def test_sweep_resumes_unfinished_runs_and_skips_finished_ones(tiny_cifar, tmp_p
     assert (tmp_path / "resnet8-seed0" / "stats.json").exists()
     third = sweep(*common, "--dry_run")
     assert third.stdout.count("skip:") == 2 and "would run" not in third.stdout
+
+
+def test_parallel_runs_take_the_gpus_of_the_sweeps_own_mask(tmp_path, monkeypatch):
+    from tools.sweep import run_sweep
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    runs = [(str(tmp_path / name), [sys.executable, "-c",
+                                    f"import os; open({str(tmp_path / name)!r}, 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"])
+            for name in ("a", "b")]
+    run_sweep(runs, parallel=2)
+    assert {(tmp_path / "a").read_text(), (tmp_path / "b").read_text()} == {"3", "5"}
+    with pytest.raises(ValueError, match="3 runs in parallel, one per GPU, but CUDA_VISIBLE_DEVICES=3,5 allows 2"):
+        run_sweep(runs, parallel=3)

@@ -64,11 +64,17 @@ def run_sweep(runs, parallel: int = 1, dry_run: bool = False) -> dict[str, str]:
         return status
     active: list[tuple[str, subprocess.Popen, int]] = []
     free = list(range(parallel))
+    # Slot k runs on the k-th GPU this process may use: its own CUDA_VISIBLE_DEVICES mask if it has one.
+    mask = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()] or None
+    if mask and parallel > 1 and parallel > len(mask):
+        raise ValueError(f"{parallel} runs in parallel, one per GPU, but CUDA_VISIBLE_DEVICES="
+                         f"{os.environ['CUDA_VISIBLE_DEVICES']} allows {len(mask)} GPU(s)")
     while pending or active:
         while pending and free:
             model_dir, command = pending.pop(0)
             slot = free.pop(0)
-            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot)} if parallel > 1 else {}))
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": mask[slot] if mask else str(slot)}
+                                      if parallel > 1 else {}))
             active.append((model_dir, subprocess.Popen(command, env=env), slot))
         time.sleep(0.5)
         for item in list(active):

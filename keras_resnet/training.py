@@ -308,7 +308,7 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
     """
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def step_fn(images, labels):
+    def forward_backward(images, labels):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
             per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -317,11 +317,19 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
             total = loss + tf.nn.scale_regularization_loss(tf.cast(decay, tf.float32))
             scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
         grads = tape.gradient(scaled, model.trainable_variables)
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
+        return loss, grads, wrong
+
+    # XLA compiles each replica's forward and backward pass only: the update stays outside, where the
+    # optimizer's cross-replica merge_call is allowed (inside a compiled function on 2+ GPUs it is not).
+    compute = tf.function(forward_backward, jit_compile=True) if jit_compile else forward_backward
+
+    def step_fn(images, labels):
+        loss, grads, wrong = compute(images, labels)
         if loss_scaling:
             grads = _overflow_on_every_replica_if_on_any(optimizer, grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        predicted = tf.argmax(logits, -1, output_type=tf.int32)
-        wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
         # A finite loss does not prove finite gradients: oneDNN's fused conv+BN+ReLU maps NaN
         # activations to 0 in the forward pass while their gradients are NaN. Loss scaling
         # skips non-finite float16 gradients itself, so only other optimizers are checked.
@@ -329,13 +337,11 @@ def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strat
                      else tf.cast(~tf.math.is_finite(tf.linalg.global_norm(grads)), tf.float32))
         return loss, wrong, bad_grads
 
-    replica_step = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
-
     @tf.function
     def train_step(iterator):
         if loss_scaling:  # Skipped steps do not advance Keras's count; the schedule runs on the global step.
             optimizer.iterations.assign(counters.step)
-        loss, wrong, bad_grads = strategy.run(replica_step, args=next(iterator))
+        loss, wrong, bad_grads = strategy.run(step_fn, args=next(iterator))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
         bad_grads = strategy.reduce(tf.distribute.ReduceOp.SUM, bad_grads, axis=None)

@@ -407,3 +407,19 @@ def test_a_run_recorded_before_weight_decay_on_existed_resumes_with_kernels_but_
     training.check_config(str(tmp_path), {**saved, "weight_decay_on": "kernels"})
     with pytest.raises(training.ConfigMismatchError, match="weight_decay_on: None there vs 'all' now"):
         training.check_config(str(tmp_path), {**saved, "weight_decay_on": "all"})
+
+
+def test_xla_on_two_replicas_trains_like_without_it(tmp_path, two_cpu_strategy):
+    """--jit_compile compiles each replica's forward and backward pass only; the update (a cross-replica
+    merge_call in Keras's optimizer) stays outside the compiled function, where MirroredStrategy allows it."""
+    def build_model(dtype):
+        keras.utils.set_random_seed(0)
+        return cifar_resnet(8, num_classes=4, classifier_activation=None, bn_group_size=8, dtype=dtype)
+
+    stats = {}
+    for jit in (False, True):
+        config = tiny_config(train_steps=2, lr=0.1, lr_boundaries=(), jit_compile=jit)
+        stats[jit] = training.train(config, tiny_task(build_model=build_model), str(tmp_path / f"jit{jit}"),
+                                    two_cpu_strategy)
+    assert stats[True]["complete"]
+    assert stats[True]["train_loss"] == pytest.approx(stats[False]["train_loss"], rel=1e-3)

@@ -199,3 +199,22 @@ def test_profile_step_rejects_an_unknown_model():
     result = subprocess.run([sys.executable, "-m", "tools.perf.profile_step", "--model=vgg16"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "model must be cifar<depth> or imagenet50, got 'vgg16'" in result.stderr
+
+
+def test_gpu_smoke_runs_every_configuration_and_reports_speed_loss_and_errors(tmp_path):
+    out = tmp_path / "smoke.json"
+    result = subprocess.run([sys.executable, "-m", "tools.perf.gpu_smoke", "--allow_cpu", "--steps=2", "--batch_size=4",
+                             "--precisions=none,bfloat16", "--xla=off", f"--out={out}"], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "on the CPU (--allow_cpu: no GPU visible)" in result.stdout
+    results = json.loads(out.read_text())["results"]
+    assert [(r["precision"], r["xla"]) for r in results] == [("none", "off"), ("bfloat16", "off")]
+    assert all("error" not in r and r["images_per_second"] > 0 and r["loss"] > 0 for r in results)
+
+
+def test_gpu_smoke_without_a_gpu_says_so_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "tools.perf.gpu_smoke"], cwd=ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: no GPU is visible (nvidia-smi, CUDA_VISIBLE_DEVICES?); --allow_cpu runs the same checks on the CPU"]

@@ -62,6 +62,18 @@ def cpu_has_native_bfloat16(cpuinfo: str | None = None) -> bool:
     return any(f in flags for f in NATIVE_BFLOAT16_FLAGS)
 
 
+def training_precision(num_gpus: int | None = None, cpu_replicas: int = 0) -> tuple[str, str]:
+    """``(native_precision of the devices a run trains on, those devices in words)``: the first GPU's,
+    or the CPU's with ``num_gpus=0``, ``cpu_replicas > 1`` (the recipes' flags) or no GPU."""
+    import tensorflow as tf
+
+    on_cpu = num_gpus == 0 or cpu_replicas > 1  # As the recipes place their replicas.
+    gpus = [] if on_cpu else tf.config.list_physical_devices("GPU")
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
+    device = f"GPU of compute capability {capability}" if gpus else cpu_description()
+    return native_precision(capability), device
+
+
 def native_precision(gpu_compute_capability: tuple[int, int] | None = None, cpuinfo: str | None = None) -> str:
     """The fastest precision the hardware computes natively, as a recipe's ``--mixed_precision`` value.
 

@@ -60,16 +60,11 @@ def resolved_precision() -> str:
     on (logged): the first GPU's, or the CPU's with ``--num_gpus=0``, ``--cpu_replicas`` or no GPU."""
     if FLAGS.mixed_precision != "auto":
         return FLAGS.mixed_precision
-    import tensorflow as tf
     from absl import logging
 
     from keras_resnet import hardware
 
-    on_cpu = FLAGS.num_gpus == 0 or FLAGS.cpu_replicas > 1  # As setup_runtime places the replicas.
-    gpus = [] if on_cpu else tf.config.list_physical_devices("GPU")
-    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
-    precision = hardware.native_precision(capability)
-    device = f"GPU of compute capability {capability}" if gpus else hardware.cpu_description()
+    precision, device = hardware.training_precision(FLAGS.num_gpus, FLAGS.cpu_replicas)
     logging.info("--mixed_precision=auto: %s on %s", precision if precision != "none" else "float32", device)
     return precision
 

@@ -20,10 +20,11 @@ import sys
 
 from absl import flags
 
-from recipes import common
+from recipes import common  # First: keras_resnet.cli sets TF's environment before TF is imported.
 
-# The test protocols of section 3.4 (keras_resnet.data.imagenet.EVAL_MODES, without importing TensorFlow).
-_PROTOCOLS = ["center", "ten_crop", "multiscale", "multiscale_noflip"]
+from keras_resnet.data.imagenet import EVAL_MODES  # noqa: E402
+
+_PROTOCOLS = list(EVAL_MODES)  # The test protocols of section 3.4.
 _DEPTH = flags.DEFINE_integer("depth", 50, "18, 34, 50, 101 or 152.")
 flags.register_validator("depth", lambda v: v in (18, 34, 50, 101, 152), message="must be 18, 34, 50, 101 or 152")
 _PLAIN = flags.DEFINE_bool("plain", False, "Train the plain net (no shortcuts).")

@@ -71,12 +71,6 @@ def test_multiscale_averages_each_scale_with_its_horizontal_flip_unless_noflip()
     assert unflipped["loss"] == pytest.approx(expected, rel=1e-5) and unflipped["error"] == 0.0
 
 
-def test_the_imagenet_recipe_offers_every_protocol_of_the_data_module():
-    from keras_resnet.data import imagenet
-    from recipes import imagenet as recipe
-    assert tuple(recipe._PROTOCOLS) == imagenet.EVAL_MODES
-
-
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be one of 'single', 'ten_crop', 'multiscale', 'multiscale_noflip', got 'best'"):
         evaluate_classifier(mean_colour_model(), tf.data.Dataset.from_tensors((np.zeros((1, 2, 2, 3)), [0])), "best")

@@ -69,16 +69,10 @@ A100, V100 = {"compute_capability": (8, 0)}, {"compute_capability": (7, 0)}
 ])
 def test_the_recipes_auto_precision_follows_the_devices_they_train_on(monkeypatch, cpuinfo, gpu, num_gpus, expected):
     import tensorflow as tf
-    from absl import flags
-    from absl.testing import flagsaver
 
     from keras_resnet import hardware
-    from recipes import common
 
     monkeypatch.setattr(hardware, "read_cpuinfo", lambda: cpuinfo)
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if gpu and kind == "GPU" else [])
     monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: gpu)
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(mixed_precision="auto", num_gpus=num_gpus, cpu_replicas=0):
-        assert common.resolved_precision() == expected
+    assert hardware.training_precision(num_gpus)[0] == expected

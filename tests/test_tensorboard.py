@@ -55,13 +55,17 @@ def _session_groups(port: int) -> list:
         "sliceSize": 10}).get("sessionGroups", [])
 
 
+WANTED = {("test", "error"), ("test", "loss"), ("train", "error"), ("train", "loss")}
+
+
 def _wait_for_groups(port: int, count: int) -> list:
-    """The session groups once TensorBoard has loaded ``count`` runs with their metrics (it reloads the
-    logdir every second; no fixed sleep)."""
+    """The session groups once TensorBoard has loaded ``count`` runs with their train and test metrics
+    (it reloads the logdir every second, one folder after another; no fixed sleep)."""
     deadline = time.time() + 60
     while time.time() < deadline:
         groups = _session_groups(port)
-        if len(groups) == count and all(len(g["metricValues"]) >= 4 for g in groups):
+        if len(groups) == count and all(
+                WANTED <= {(v["name"].get("group", ""), v["name"]["tag"]) for v in g["metricValues"]} for g in groups):
             return groups
         time.sleep(0.2)
     raise AssertionError(f"TensorBoard showed {len(groups)} runs after 60 s, expected {count}")
@@ -77,7 +81,7 @@ def test_every_run_of_a_sweep_is_one_hparams_row_with_test_and_train_error_as_me
     groups = _wait_for_groups(port, 2)
     experiment = _post(port, "experiment", {"experimentName": ""})
     metrics = {(m["name"].get("group", ""), m["name"]["tag"]) for m in experiment["metricInfos"]}
-    assert {("test", "error"), ("test", "loss"), ("train", "error"), ("train", "loss")} <= metrics
+    assert WANTED <= metrics
     assert {h["name"] for h in experiment["hparamInfos"]} >= {"lr", "depth", "replicas", "lr_boundaries", "warmup_lr"}
     for group in groups:
         run = group["sessions"][0]["name"]

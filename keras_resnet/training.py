@@ -16,8 +16,9 @@ What ``model_dir`` holds:
   one that reads cleanly (``keras_resnet.checkpoints``: damaged ones are set aside).
 * ``train/``, ``test/`` (and ``validation/``): TensorBoard event files. Scalars
   ``loss`` and ``error`` (percent) in each; ``learning_rate`` and
-  ``images_per_second`` in ``train/``; the step graph. The hparams of the run are
-  a session at ``model_dir`` itself, whose metrics are those scalars.
+  ``images_per_second`` in ``train/``; the step graph. The run's row of the HPARAMS tab
+  (``keras_resnet.tensorboard_hparams``) is an event file at ``model_dir`` itself, whose
+  metrics are those scalars.
 * ``model.keras``: the final model, BN statistics averaged over replicas, and whatever
   the task exports beside it (the CIFAR-10 task: ``classifier.keras``, raw RGB in,
   probabilities out).
@@ -44,7 +45,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_resnet import checkpoints as checkpoints_lib
-from keras_resnet import distribute, hardware, provenance
+from keras_resnet import distribute, hardware, provenance, tensorboard_hparams
 from keras_resnet.models import recursion_limit_for
 from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
 
@@ -270,18 +271,6 @@ class _Summaries:
             writer.flush()
 
 
-def _write_hparams(model_dir: str, hparams: dict) -> None:
-    """The run's hparams as a TensorBoard session at ``model_dir`` itself (chief only), so that
-    ``tensorboard --logdir`` over a sweep shows each run as one row of the HPARAMS tab, with the
-    scalars of its ``train/`` and ``test/`` (or ``validation/``) folders as the metrics."""
-    from tensorboard.plugins.hparams import api as hp
-    flat = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v)) for k, v in hparams.items()}
-    writer = tf.summary.create_file_writer(model_dir)
-    with writer.as_default():
-        hp.hparams(flat, trial_id=os.path.basename(os.path.normpath(model_dir)))
-    writer.close()
-
-
 class StepCounters:
     """Device-side bookkeeping of the train step, so that it needs no host sync per step:
     the global step, sums of (loss * batch, wrong, images) since the last log, and the first
@@ -469,7 +458,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         return finished
     loop = _TrainingLoop(config, task, strategy, state, checkpoints, model_dir, chief, start)
     if start == 0 and chief:
-        _write_hparams(model_dir, hparams)
+        tensorboard_hparams.write(model_dir, hparams)
     loop.record_provenance()
     loop.run(config.train_steps if stop_after is None else min(config.train_steps, stop_after))
     return loop.finish()

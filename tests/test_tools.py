@@ -65,15 +65,31 @@ def test_start_up_on_a_cpu_machine_prints_no_cuda_errors():
     assert "| CIFAR ResNet-8 (A) |" in result.stdout
 
 
-def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_path):
+def _plugins(path) -> set:
     import tensorflow as tf
+    return {v.metadata.plugin_data.plugin_name for e in tf.compat.v1.train.summary_iterator(str(path))
+            for v in e.summary.value}
 
-    from keras_resnet.reporting import read_scalars
+
+def _session(path):
+    """The HPARAMS session start info in the event file at ``path``."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import metadata
+
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+        for value in event.summary.value:
+            if value.tag == metadata.SESSION_START_INFO_TAG:
+                return metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+    return None
+
+
+def _run_with_old_hparams(run):
+    """A run recorded by an earlier version: hparams in train/ and at the root, with the command."""
+    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    run = tmp_path / "run"
     (run / "train").mkdir(parents=True)
-    (run / "config.json").write_text('{"dataset": "cifar10"}')
+    (run / "config.json").write_text('{"dataset": "cifar10", "depth": 20, "command": "python -m recipes.cifar10"}')
     (run / "provenance.json").write_text('{"segments": []}')
     writer = tf.summary.create_file_writer(str(run / "train"))
     with writer.as_default():
@@ -85,26 +101,53 @@ def test_slim_run_keeps_scalars_hparams_and_wall_times_and_drops_the_graph(tmp_p
         tf.summary.trace_export("step", step=1)
         tf.summary.scalar("error", 40.0, step=2)
     writer.close()
-    root_writer = tf.summary.create_file_writer(str(run))  # The HPARAMS session, as the trainer writes it.
+    root_writer = tf.summary.create_file_writer(str(run))
     with root_writer.as_default():
-        hp.hparams({"depth": 20})
+        hp.hparams({"depth": 20, "command": "python -m recipes.cifar10"})
     root_writer.close()
+
+
+def test_slim_run_keeps_scalars_text_and_wall_times_and_drops_the_graph(tmp_path):
+    import tensorflow as tf
+
+    from keras_resnet.reporting import read_scalars
+
+    run = tmp_path / "run"
+    _run_with_old_hparams(run)
     result = tool("slim_run", f"--src={run}", f"--dst={tmp_path / 'slim'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    (root_events,) = [p for p in (tmp_path / "slim").iterdir() if p.name.startswith("events.out.tfevents")]
-    assert "hparams" in {v.metadata.plugin_data.plugin_name
-                         for e in tf.compat.v1.train.summary_iterator(str(root_events)) for v in e.summary.value}
     assert read_scalars(str(tmp_path / "slim" / "train")) == read_scalars(str(run / "train"))
-    (original,), (slim,) = ([tf.compat.v1.train.summary_iterator(str(p)) for p in sorted((d / "train").iterdir())]
+    (original,), (slim,) = ([list(tf.compat.v1.train.summary_iterator(str(p))) for p in sorted((d / "train").iterdir())]
                             for d in (run, tmp_path / "slim"))
-    original, slim = list(original), list(slim)
-    plugins = [{v.metadata.plugin_data.plugin_name for e in events for v in e.summary.value} for events in (original, slim)]
-    assert plugins[0] == {"scalars", "hparams", "text", "graph_run_metadata_graph"}
-    assert plugins[1] == {"scalars", "hparams", "text"}  # The step graph dropped; provenance kept.
+    assert _plugins(next((run / "train").iterdir())) == {"scalars", "hparams", "text", "graph_run_metadata_graph"}
+    assert _plugins(next((tmp_path / "slim" / "train").iterdir())) == {"scalars", "text"}  # Provenance kept.
     assert (tmp_path / "slim" / "provenance.json").read_text() == '{"segments": []}'
-    assert [e.wall_time for e in slim if e.summary.value] == [e.wall_time for e in original if e.summary.value
-                                                              and e.summary.value[0].metadata.plugin_data.plugin_name
-                                                              in ("scalars", "hparams", "text")]
+    kept = ("scalars", "text")
+    assert [e.wall_time for e in slim if e.summary.value] == [
+        e.wall_time for e in original if e.summary.value and e.summary.value[0].metadata.plugin_data.plugin_name in kept]
+
+
+def test_slim_run_writes_the_hparams_record_afresh_from_config_json_at_the_copy_root(tmp_path):
+    run = tmp_path / "run"
+    _run_with_old_hparams(run)
+    result = tool("slim_run", f"--src={run}", f"--dst={tmp_path / 'results' / 'resnet20-seed0'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (root_events,) = [p for p in (tmp_path / "results" / "resnet20-seed0").iterdir() if p.name.startswith("events")]
+    session = _session(root_events)
+    assert session.group_name == "resnet20-seed0 (results)"
+    assert {k: v.WhichOneof("kind") for k, v in session.hparams.items()} == {
+        "dataset": "string_value", "depth": "number_value"}  # The command is a runtime setting: left out.
+    assert _plugins(root_events) == {"hparams"}
+
+
+def test_slim_run_into_an_earlier_copy_leaves_one_hparams_record(tmp_path):
+    from tools.slim_run import slim_copy
+
+    run = tmp_path / "run"
+    _run_with_old_hparams(run)
+    for _ in range(2):
+        slim_copy(str(run), str(tmp_path / "slim"))
+    assert len([p for p in (tmp_path / "slim").iterdir() if p.name.startswith("events")]) == 1
 
 
 def test_model_table_prints_our_exact_counts_beside_the_papers():

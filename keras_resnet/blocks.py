@@ -64,9 +64,11 @@ class BlockOptions:
             load without ``keras_resnet``, or another backend). Same weights.
         bn_group_size: Optional int. In training, every BN layer normalises
             consecutive groups of this many images of each replica's batch
-            separately ("ghost" BN; see ``FusedBatchNormalization``): 64 gives
-            the paper's CIFAR-10 BN (batch 128 on two GPUs, section 4.2) on any
-            number of devices. ``None`` (default): the whole batch, as Keras.
+            separately ("ghost" BN; see ``FusedBatchNormalization``), or, when
+            larger than a replica's batch, the batches of consecutive replicas
+            together: 64 gives the paper's CIFAR-10 BN (batch 128 on two GPUs,
+            section 4.2) on 1, 2, 4 or 8 devices. ``None`` (default): the whole
+            batch, as Keras.
         dtype: Optional dtype policy for every layer; ``None`` uses the global
             Keras policy.
     """

@@ -126,8 +126,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     images; ``group_size=64`` computes that function on one device. The moving
     statistics are updated once per step with the mean over the groups of
     their means and biased variances, which is also what averaging the
-    replicas' statistics gives on N devices. The training batch must be a
-    multiple of ``group_size``. Inference is unaffected.
+    replicas' statistics gives on N devices. Inference is unaffected.
+
+    A group larger than a replica's batch spans consecutive replicas: with
+    the paper's batch of 128 on 4 devices (32 each) and ``group_size=64``,
+    replicas 0-1 and 2-3 each normalise with the statistics of their 64
+    images, summed over the pair (one all-reduce of a ``[groups, 2 *
+    channels]`` tensor per layer; its gradient is another). The data
+    pipelines give replica ``r`` images ``r * B / N`` to ``(r + 1) * B / N``
+    of each global batch, so this is the same function as one device with
+    groups of 64. So the training batch of a replica must be a multiple of
+    ``group_size``, or a divisor of it whose quotient divides the replicas.
 
     On CPUs with oneDNN, TF fuses a convolution, this op and a following ReLU
     into one kernel whose ReLU maps NaN to 0: a NaN input then gives a finite
@@ -174,10 +183,29 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                              f"group_size={self.group_size}")
         return batch // self.group_size
 
+    def _replicas_per_group(self, batch: int | None) -> int:
+        """How many replicas one group spans: 1 unless ``group_size`` is a multiple of the batch."""
+        if self.group_size is None or batch is None or batch >= self.group_size or self.group_size % batch:
+            return 1
+        import tensorflow as tf  # Groups across replicas exist only under a tf.distribute strategy.
+
+        span = self.group_size // batch
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        if replicas % span:
+            raise ValueError(
+                f"{self.name}: group_size={self.group_size} spans {span} replicas of {batch} images, which does "
+                f"not divide the {replicas} replica{'s' if replicas > 1 else ''}; use a group of the per-replica "
+                "batch or a multiple of it that divides the global batch")
+        return span
+
     def call(self, inputs, training=None, mask=None):
         grouped = training and self.trainable and self.group_size is not None
         if grouped and mask is not None:
             raise ValueError(f"{self.name}: group_size does not support masks")
+        if grouped and keras.backend.backend() == "tensorflow":
+            span = self._replicas_per_group(inputs.shape[0])
+            if span > 1:
+                return self._cross_replica_call(inputs, span)
         groups = self._num_groups(inputs.shape[0]) if grouped else 1
         if not self._can_fuse(inputs, mask) or groups is None:
             if grouped:
@@ -215,6 +243,30 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, "float32"),
                 epsilon=self.epsilon, data_format="NHWC", is_training=False)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _cross_replica_call(self, inputs, span: int):
+        """Training-mode BN whose statistics are those of ``span`` consecutive replicas' batches."""
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        groups = context.num_replicas_in_sync // span
+        group = tf.cast(context.replica_id_in_sync_group, tf.int32) // span
+        x = tf.cast(inputs, "float32")
+        axes = list(range(len(x.shape) - 1))
+        channels = x.shape[-1]
+        local = tf.concat([tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes)], axis=0)
+        mine = tf.one_hot(group, groups, dtype="float32")[:, None]  # This replica's row of the group sums.
+        sums = tf.reduce_sum(context.all_reduce(tf.distribute.ReduceOp.SUM, mine * local[None]) * mine, axis=0)
+        count = tf.cast(tf.size(x) // channels * span, "float32")
+        mean = sums[:channels] / count
+        variance = tf.maximum(sums[channels:] / count - tf.square(mean), 0.0)  # Biased, as Keras's.
+        y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * tf.cast(self.gamma, "float32")
+        if self.center:
+            y = y + tf.cast(self.beta, "float32")
+        self._update_moving_statistics(mean, variance)
+        return ops.cast(y, self.compute_dtype)
 
     def _grouped_call(self, inputs):
         """Training-mode ghost BN in ``keras.ops`` (any backend, rank, axis or dynamic batch)."""

@@ -64,16 +64,29 @@ class CifarExperiment:
         return f"{'resnet' if self.residual else 'plain'}{self.depth}"
 
 
-def check_bn_groups(batch_size: int, replicas: int, bn_group_size: int | None) -> None:
-    """Raises ``ValueError`` unless each replica's share of ``batch_size`` is a multiple of the BN group."""
+def check_bn_groups(batch_size: int, replicas: int, bn_group_size: int | None, jit_compile: bool = False) -> None:
+    """Raises ``ValueError`` unless the BN groups tile the batch: each replica's share a multiple of the
+    group (groups within a replica), or the group a multiple of the share that spans whole sets of
+    replicas (the paper's 64 on 4 or 8 devices: statistics summed over 2 or 4 replicas,
+    ``layers.FusedBatchNormalization``). Groups across replicas need an all-reduce inside each
+    replica's forward pass, which MirroredStrategy cannot run inside an XLA-compiled function."""
     if bn_group_size is None or batch_size % replicas:
         return  # The replica split itself is checked where the strategy is made.
     per_replica = batch_size // replicas
-    if per_replica % bn_group_size:
+    if per_replica % bn_group_size == 0:
+        return
+    span = bn_group_size // per_replica
+    if bn_group_size % per_replica or replicas % span:
         raise ValueError(
-            f"bn_group_size {bn_group_size} does not divide the per-replica batch of {per_replica} "
-            f"(batch_size {batch_size} over {replicas} replica{'s' if replicas > 1 else ''}); "
-            "choose a divisor, or 0 to normalise over the whole per-replica batch")
+            f"bn_group_size {bn_group_size} neither divides the per-replica batch of {per_replica} "
+            f"(batch_size {batch_size} over {replicas} replica{'s' if replicas > 1 else ''}) nor spans a whole "
+            "number of replicas that divides them; choose a divisor or such a multiple of the per-replica batch, "
+            "or 0 to normalise over the whole per-replica batch")
+    if jit_compile:
+        raise ValueError(
+            f"jit_compile cannot compile BN statistics shared across replicas (bn_group_size {bn_group_size} spans "
+            f"{span} replicas of {per_replica}); train without --jit_compile, or with --bn_group_size={per_replica} "
+            "or a divisor of it")
 
 
 def experiment_hparams(dataset: str, experiment, config: TrainConfig) -> dict:

@@ -32,7 +32,9 @@ _SUBSET = flags.DEFINE_string("eval_subset_mask", None, "Boolean .npy over the h
                               "order: also evaluate those images alone, as <protocol>_subset (e.g. "
                               "../shared/data/cifar10/test_exact_mask.npy: the 1,000 pixel-exact test images).")
 _BN_GROUP = flags.DEFINE_integer("bn_group_size", 64, "BN statistics over groups of this many images of each "
-                                 "replica's batch: 64 is the paper's (128 on two GPUs); 0 = the whole batch.",
+                                 "replica's batch, or of consecutive replicas' batches together when larger: 64 is "
+                                 "the paper's (128 on two GPUs), on any of 1, 2, 4 or 8 devices; 0 = the whole "
+                                 "per-replica batch.",
                                  lower_bound=0)
 
 
@@ -50,7 +52,8 @@ def main(argv):
         **common.runtime_settings())
     model_dir = f.model_dir or f"runs/cifar10/{experiment.name}-seed{f.seed}"
     common.check_model_dir(model_dir)
-    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
+    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size,
+                          config.jit_compile)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})

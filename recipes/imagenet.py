@@ -41,7 +41,7 @@ _EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", _PROTOCOLS,
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.",
                                        lower_bound=1)
 _BN_GROUP = flags.DEFINE_integer("bn_group_size", 32, "BN statistics over groups of this many images of each "
-                                 "replica's batch (default 32: the paper does not say how its 256 were split; "
+                                 "replica's batch, or of consecutive replicas' batches together when larger (default 32: the paper does not say how its 256 were split; "
                                  "Goyal et al. 2017, the same group, use 8 GPUs of 32); 0 = the whole "
                                  "per-replica batch.", lower_bound=0)
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
@@ -66,7 +66,8 @@ def main(argv):
     name = f"{'resnet' if experiment.residual else 'plain'}{experiment.depth}"
     model_dir = f.model_dir or f"runs/imagenet/{name}-seed{f.seed}"
     common.check_model_dir(model_dir)
-    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size)
+    tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size,
+                          config.jit_compile)
     strategy = common.setup_runtime(config.batch_size)
     training.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})

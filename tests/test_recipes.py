@@ -135,14 +135,39 @@ def test_cifar_recipe_normalises_bn_over_64_images_by_default(tiny_cifar, tmp_pa
     assert {l.group_size for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} == {64}
 
 
+def test_the_papers_bn_batch_on_4_devices_spans_2_replicas_and_trains_as_one_device(tiny_cifar, tmp_path):
+    """What a user with 4 GPUs types, on 4 logical CPUs: a batch of 20 (5 per replica) with BN groups of 10
+    (the paper's 128 with 64 on 4 GPUs, scaled down) trains the same net as one device does."""
+    import keras
+    import numpy as np
+
+    import keras_resnet.layers  # noqa: F401  (registers the layers for loading)
+
+    data_dir, _ = tiny_cifar
+    models = []
+    for replicas in (1, 4):
+        run = tmp_path / f"replicas{replicas}"
+        code, _, err = run_recipe(*tiny_args(data_dir, run, "--train_steps=2", f"--cpu_replicas={replicas}",
+                                             "--lr=0.1"))
+        assert code == 0, err[-2000:]
+        with open(run / "config.json") as f:
+            assert json.load(f)["replicas"] == replicas
+        models.append(keras.models.load_model(run / "model.keras"))
+    for u, v in zip(*(m.weights for m in models)):  # BN moving statistics included.
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=u.path)
+
+
 @pytest.mark.parametrize("flag,message", [
     ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),  # Was a ZeroDivisionError traceback.
     ("--shortcut=D", "shortcut must be one of 'A', 'B', 'C', got 'D'"),
     ("--protocol=train", "protocol must be one of"),
     ("--batch_size=15 --cpu_replicas=2", "batch_size 15 is not divisible by the 2 replicas"),
-    ("--bn_group_size=64", "bn_group_size 64 does not divide the per-replica batch of 20 (batch_size 20 over 1 replica)"),
-    ("--bn_group_size=20 --cpu_replicas=2", "bn_group_size 20 does not divide the per-replica batch of 10 "
-                                            "(batch_size 20 over 2 replicas)"),
+    ("--bn_group_size=64", "bn_group_size 64 neither divides the per-replica batch of 20 (batch_size 20 over 1 "
+                           "replica) nor spans a whole number of replicas"),
+    ("--bn_group_size=30 --cpu_replicas=2", "bn_group_size 30 neither divides the per-replica batch of 10 "
+                                            "(batch_size 20 over 2 replicas) nor spans"),
+    ("--bn_group_size=20 --cpu_replicas=2 --jit_compile", "jit_compile cannot compile BN statistics shared across "
+                                                          "replicas (bn_group_size 20 spans 2 replicas of 10)"),
 ])
 def test_bad_flag_exits_2_with_one_line_and_writes_nothing(tiny_cifar, tmp_path, flag, message):
     """The whole process; every bad numeric flag's message is in test_recipe_flags.py (one process)."""

@@ -210,12 +210,14 @@ def test_two_replicas_train_a_resnet_and_average_bn_statistics(tmp_path, two_cpu
         assert json.load(f)["replicas"] == 2
 
 
-def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, two_cpu_strategy):
-    """The paper's BN batch on any number of devices: with bn_group_size = 8, one replica
-    of 16 images and two of 8 compute the same loss, weights and moving statistics."""
+@pytest.mark.parametrize("group", [8, 16], ids=["groups_within_a_replica", "groups_spanning_two_replicas"])
+def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, two_cpu_strategy, group):
+    """The paper's BN batch on any number of devices: one replica of 16 images and two of 8 compute
+    the same loss, weights and moving statistics, with BN groups of 8 (each replica's own) and of 16
+    (two replicas of 8 normalise their 16 images together, as on 4 GPUs with the paper's 64)."""
     def build_model(dtype):
         keras.utils.set_random_seed(0)
-        return cifar_resnet(8, num_classes=4, classifier_activation=None, bn_group_size=8, dtype=dtype)
+        return cifar_resnet(8, num_classes=4, classifier_activation=None, bn_group_size=group, dtype=dtype)
 
     config = tiny_config(train_steps=2, lr=0.1, lr_boundaries=())
     one = training.train(config, tiny_task(build_model=build_model), str(tmp_path / "one"))

@@ -180,6 +180,9 @@ class ImagenetExperiment:
     throughout": BN over 32 images. So the default is groups of 32 on any number of
     replicas, as the CIFAR default is the paper's 64; ``None`` normalises each
     replica's whole batch.
+
+    ``resize_antialias``: resize with antialiasing (default) or plain bilinear, in training and
+    evaluation alike (``data.imagenet.train_preprocess`` says what it costs).
     """
 
     depth: int = 50
@@ -191,6 +194,7 @@ class ImagenetExperiment:
     shuffle_buffer: int = 10_000
     bn_group_size: int | None = 32
     weight_decay_on: str = "kernels"
+    resize_antialias: bool = True
 
     def __post_init__(self):
         if self.depth not in IMAGENET_SPECS:
@@ -245,13 +249,13 @@ def imagenet_task(experiment: ImagenetExperiment, config: TrainConfig, data_dir:
     def train_dataset(ctx, start_step):  # A resumed run sees the images an uninterrupted one would.
         return imagenet_data.imagenet_train_dataset(
             data_dir, config.batch_size, seed=config.seed + ctx.input_pipeline_id, start_step=start_step,
-            input_context=ctx, shuffle_buffer=experiment.shuffle_buffer)
+            input_context=ctx, shuffle_buffer=experiment.shuffle_buffer, antialias=experiment.resize_antialias)
 
     def validation(model):
         raw = imagenet_data.imagenet_split("validation", data_dir)
         if eval_examples:
             raw = raw.take(eval_examples)
-        ds = imagenet_data.imagenet_eval_dataset(raw, mode, eval_batch_size)
+        ds = imagenet_data.imagenet_eval_dataset(raw, mode, eval_batch_size, experiment.resize_antialias)
         return evaluate_classifier(model, ds, "single" if mode == "center" else mode)
 
     hparams = experiment_hparams("imagenet2012", experiment, config)
@@ -278,7 +282,8 @@ def imagenet_final_evaluation(experiment: ImagenetExperiment, model, data_dir: s
         raw = imagenet_data.imagenet_split("validation", data_dir)
         if examples:
             raw = raw.take(examples)
-        metrics = evaluate_classifier(net, imagenet_data.imagenet_eval_dataset(raw, mode, batch_size),
+        metrics = evaluate_classifier(net, imagenet_data.imagenet_eval_dataset(raw, mode, batch_size,
+                                                                               experiment.resize_antialias),
                                       "single" if mode == "center" else mode)
         results[f"{mode}_top1_error"] = 100.0 * metrics["error"]
         results[f"{mode}_top5_error"] = 100.0 * metrics["top5_error"]

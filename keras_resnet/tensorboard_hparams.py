@@ -71,6 +71,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("eval_mode", "evaluation", str, ("center", "ten_crop", "multiscale", "multiscale_noflip"),
            about="ImageNet evaluation during training (section 3.4)."),
     Column("shuffle_buffer", "shuffle buffer", float, about="ImageNet examples shuffled together."),
+    Column("resize_antialias", "antialiased resize", bool, about="ImageNet resizing with antialiasing, or plain "
+           "bilinear (cheaper; the paper does not say)."),
     Column("stride_on", "stride on", str, ("1x1", "3x3"), about="Bottleneck downsampling on the first 1x1 (the "
            "paper) or on the 3x3 (v1.5)."),
     Column("zero_init_residual", "zero-init gamma", bool, about="Last BN gamma of each residual branch starts at 0 "

@@ -186,6 +186,8 @@ def what_is_trained(hparams: dict) -> dict:
         kept.pop("tf32", None)
     if kept.get("weight_decay_on") == "kernels":  # What every run before the setting existed decayed.
         kept.pop("weight_decay_on")
+    if kept.get("resize_antialias") is True:  # How every ImageNet run before the setting existed resized.
+        kept.pop("resize_antialias")
     return kept
 
 

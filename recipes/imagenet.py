@@ -41,9 +41,13 @@ _EVAL_MODE = flags.DEFINE_enum("eval_mode", "center", _PROTOCOLS,
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", None, "Evaluate on the first N validation images only.",
                                        lower_bound=1)
 _BN_GROUP = flags.DEFINE_integer("bn_group_size", 32, "BN statistics over groups of this many images of each "
-                                 "replica's batch, or of consecutive replicas' batches together when larger (default 32: the paper does not say how its 256 were split; "
-                                 "Goyal et al. 2017, the same group, use 8 GPUs of 32); 0 = the whole "
-                                 "per-replica batch.", lower_bound=0)
+                                 "replica's batch, or of consecutive replicas' batches together when larger "
+                                 "(default 32: the paper does not say how its 256 were split; Goyal et al. 2017, "
+                                 "the same group, use 8 GPUs of 32); 0 = the whole per-replica batch.",
+                                 lower_bound=0)
+_ANTIALIAS = flags.DEFINE_bool("resize_antialias", True, "Resize images with antialiasing (TF's area-weighted "
+                               "bilinear when shrinking); --noresize_antialias: plain bilinear, about half the "
+                               "CPU time per training image (docs/performance.md section 9).")
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
                                  "Protocols for the final evaluation: center, ten_crop, multiscale (Table 4: five "
                                  "scales, each with its horizontal flip, as VGG), multiscale_noflip.")
@@ -58,7 +62,8 @@ def main(argv):
     experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                           stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value,
                                           bn_group_size=_BN_GROUP.value or None,
-                                          weight_decay_on=common.FLAGS.weight_decay_on)
+                                          weight_decay_on=common.FLAGS.weight_decay_on,
+                                          resize_antialias=_ANTIALIAS.value)
     f = common.FLAGS
     config = tasks.imagenet_train_config(
         _TRAIN_STEPS.value, plateau=_SCHEDULE.value == "plateau", batch_size=_BATCH_SIZE.value, lr=_LR.value,

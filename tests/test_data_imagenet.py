@@ -89,6 +89,24 @@ def test_train_preprocess_is_deterministic_per_seed_and_handles_greyscale():
     assert not np.array_equal(a, c)
 
 
+def _stripes(height: int = 1200, width: int = 1200) -> tf.Tensor:
+    """One-pixel black and white columns, as a lossless-enough JPEG: all detail is above any resize's Nyquist."""
+    row = np.tile(np.array([0, 255], np.uint8), width // 2)
+    image = np.repeat(np.broadcast_to(row[None, :, None], (height, width, 1)), 3, axis=2)
+    return tf.io.encode_jpeg(tf.constant(image), quality=100)
+
+
+def test_the_antialiased_resize_averages_detail_that_plain_bilinear_aliases():
+    """Shrinking 1200 -> 256 (evaluation) or a crop of 560-1050 -> 224 (training): antialiasing turns 1-pixel stripes
+    into near-uniform grey; plain bilinear, the cheaper option, keeps stripes of aliasing."""
+    data = _stripes()
+    seed = tf.constant([1, 2], tf.int64)
+    for smooth, aliased in ((imagenet.eval_preprocess(data, "center"), imagenet.eval_preprocess(data, "center", False)),
+                            (imagenet.train_preprocess(data, seed), imagenet.train_preprocess(data, seed, False))):
+        spread = [np.std(image.numpy(), axis=(0, 1)).max() for image in (smooth, aliased)]  # Per channel.
+        assert spread[0] < 15 < spread[1], spread
+
+
 def test_pca_lighting_adds_one_colour_offset_per_image():
     image = tf.zeros([4, 4, 3])
     out = imagenet.pca_lighting(image, tf.constant([0, 1], tf.int64)).numpy()

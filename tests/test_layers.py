@@ -303,6 +303,13 @@ def test_grouped_bn_refuses_a_batch_that_is_not_a_multiple_of_the_group():
         _grouped(4)(_images((10, 4, 5, 3)), training=True)
 
 
+def test_a_group_spanning_more_replicas_than_there_are_is_refused():
+    """A group of 8 over a batch of 2 would span 4 replicas; outside a strategy there is one."""
+    with pytest.raises(ValueError, match="group_size=8 spans 4 replicas of 2 images, which does not divide the 1 "
+                                         "replica"):
+        _grouped(8)(_images((2, 4, 5, 3)), training=True)
+
+
 @pytest.mark.parametrize("bad", [0, -4, 2.5, True])
 def test_grouped_bn_rejects_a_group_size_that_is_not_a_positive_int(bad):
     with pytest.raises(ValueError, match=f"group_size must be a positive int or None, got {bad!r}"):

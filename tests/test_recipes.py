@@ -280,7 +280,7 @@ def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tin
     result = subprocess.run(
         [sys.executable, "-m", "recipes.imagenet", "--depth=18", f"--data_dir={tiny_imagenet}", f"--model_dir={run}",
          "--batch_size=2", "--bn_group_size=0", "--train_steps=2", "--eval_every=2", "--log_every=1",
-         "--final_eval_modes=center,ten_crop,multiscale"],
+         "--final_eval_modes=center,ten_crop,multiscale", "--noresize_antialias"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     from keras_resnet.reporting import read_scalars
@@ -293,6 +293,7 @@ def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tin
     with open(run / "config.json") as f:
         config = json.load(f)
     assert config["plateau_patience_steps"] == 1 and config["bn_group_size"] is None  # 50k of 600k, scaled.
+    assert config["resize_antialias"] is False  # The cheaper resize, in training and all three evaluations.
 
 
 def test_validation_protocol_trains_on_the_first_90_percent_with_their_mean_and_evaluates_on_the_rest(

@@ -172,8 +172,10 @@ def test_input_benchmark_times_both_pipelines_and_records_json(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     import json
     recorded = json.loads(out.read_text())
+    imagenet = "ImageNet train (generated 500x375 JPEGs, batch 32)"
     assert [r["pipeline"] for r in recorded["results"]] == [
-        "CIFAR-10 train (real data, batch 128)", "ImageNet train (generated 500x375 JPEGs, batch 32)"]
+        "CIFAR-10 train (real data, batch 128)", f"{imagenet}, antialiased resize", f"{imagenet}, plain bilinear resize",
+        f"{imagenet}, antialiased resize, 1 thread", f"{imagenet}, plain bilinear resize, 1 thread"]
     assert all(len(r["images_per_second"]) == 2 and r["images_per_second_median"] > 0 for r in recorded["results"])
     assert recorded["machine"]["cpu"] and "--batches=2" in recorded["command"]
     assert result.stdout.startswith("| pipeline | images/s (median) | runs |")

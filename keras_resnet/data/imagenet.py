@@ -79,11 +79,11 @@ def data_identity(data_dir: str | None = None) -> dict:
     return {"identity": identity, "summary": summary, "data_dir": builder.data_dir}
 
 
-def _resize_short_side(image: tf.Tensor, size) -> tf.Tensor:
+def _resize_short_side(image: tf.Tensor, size, antialias: bool = True) -> tf.Tensor:
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
     new = tf.cast(tf.round(shape * scale), tf.int32)
-    return tf.image.resize(image, new, method="bilinear", antialias=True)
+    return tf.image.resize(image, new, method="bilinear", antialias=antialias)
 
 
 def normalize(image: tf.Tensor) -> tf.Tensor:
@@ -110,12 +110,18 @@ def train_crop_window(image_shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.stack([y, x, side, side])
 
 
-def train_preprocess(jpeg: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """One training image: scale augmentation, random crop, flip, mean, PCA colour."""
+def train_preprocess(jpeg: tf.Tensor, seed: tf.Tensor, antialias: bool = True) -> tf.Tensor:
+    """One training image: scale augmentation, random crop, flip, mean, PCA colour.
+
+    ``antialias``: the crop is resized to 224 with TF's antialiased bilinear filter (area-weighted when
+    shrinking, which the scale augmentation almost always does: a 500x375 photo's crop of up to 375
+    pixels becomes 224), or, with ``False``, plain bilinear interpolation: about half the CPU time per
+    image (docs/performance.md section 9), with some aliasing. The paper does not say how it resized.
+    """
     seeds = tf.random.experimental.stateless_split(seed, 3)
     window = train_crop_window(tf.image.extract_jpeg_shape(jpeg), seeds[0])
     image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)  # Greyscale -> RGB.
-    image = tf.image.resize(image, [CROP, CROP], method="bilinear", antialias=True)
+    image = tf.image.resize(image, [CROP, CROP], method="bilinear", antialias=antialias)
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     return pca_lighting(normalize(image), seeds[2])
 
@@ -129,16 +135,16 @@ def ten_crops(image: tf.Tensor, size: int = CROP) -> tf.Tensor:
     return tf.ensure_shape(tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0), [10, size, size, 3])
 
 
-def eval_preprocess(jpeg: tf.Tensor, mode: str = "center"):
+def eval_preprocess(jpeg: tf.Tensor, mode: str = "center", antialias: bool = True):
     """One test image for ``mode``: ``"center"`` -> (224, 224, 3); ``"ten_crop"``
     -> (10, 224, 224, 3); ``"multiscale"``/``"multiscale_noflip"`` -> a tuple of 5 whole images (the
-    flips are taken when scoring)."""
+    flips are taken when scoring). ``antialias``: as in ``train_preprocess``."""
     if mode not in EVAL_MODES:
         raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
     image = normalize(tf.image.decode_jpeg(jpeg, channels=3))
     if mode.startswith("multiscale"):
-        return tuple(_resize_short_side(image, s) for s in MULTISCALE_SIZES)
-    image = _resize_short_side(image, EVAL_RESIZE)
+        return tuple(_resize_short_side(image, s, antialias) for s in MULTISCALE_SIZES)
+    image = _resize_short_side(image, EVAL_RESIZE, antialias)
     if mode == "ten_crop":
         return ten_crops(image)
     y = (tf.shape(image)[0] - CROP) // 2
@@ -165,7 +171,7 @@ def epoch_records(files: list[str], seed: int, epoch: tf.Tensor | int, shuffle_b
 
 def imagenet_train_dataset(data_dir: str | None, global_batch_size: int, *, seed: int = 0, start_step: int = 0,
                            input_context: tf.distribute.InputContext | None = None,
-                           shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+                           shuffle_buffer: int = 10_000, antialias: bool = True) -> tf.data.Dataset:
     """Endless augmented per-replica batches of the prepared training split, in an order fixed by ``seed``.
 
     Epoch ``e`` of a pipeline reads its share of the files (every ``num_input_pipelines``-th) in the
@@ -197,15 +203,18 @@ def imagenet_train_dataset(data_dir: str | None, global_batch_size: int, *, seed
 
     def example(serialized, position):
         item = features.deserialize_example(serialized, decoders={"image": tfds.decode.SkipDecoding()})
-        return train_preprocess(item["image"], tf.stack([tf.constant(seed, tf.int64), position])), item["label"]
+        seeds = tf.stack([tf.constant(seed, tf.int64), position])
+        return train_preprocess(item["image"], seeds, antialias), item["label"]
 
     ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch).skip(offset)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def imagenet_eval_dataset(raw: tf.data.Dataset, mode: str = "center", batch_size: int = 50) -> tf.data.Dataset:
+def imagenet_eval_dataset(raw: tf.data.Dataset, mode: str = "center", batch_size: int = 50,
+                          antialias: bool = True) -> tf.data.Dataset:
     """Test batches for ``mode``; ``"multiscale"`` yields one image (at 5 scales) per element."""
-    ds = raw.map(lambda jpeg, label: (eval_preprocess(jpeg, mode), label), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = raw.map(lambda jpeg, label: (eval_preprocess(jpeg, mode, antialias), label),
+                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(1 if mode.startswith("multiscale") else batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -6,7 +6,9 @@
 CIFAR: the real prepared data (``--data_dir``), batches of 128, exactly what the
 recipe feeds. ImageNet: the training preprocessing (fused decode-and-crop,
 scale augmentation, flip, PCA colour) on JPEGs in memory: generated 500x375
-photographs-like images, or the files of ``--imagenet_jpegs``.
+photographs-like images, or the files of ``--imagenet_jpegs``; with the antialiased resize (the
+default) and with plain bilinear (``--noresize_antialias``), on every core and on one thread,
+alternated repeat by repeat.
 """
 
 from __future__ import annotations
@@ -33,15 +35,25 @@ _OUT = flags.DEFINE_string("out", None, "Also write the rows as JSON here, with 
 
 
 def images_per_second(dataset: tf.data.Dataset, batches: int, batch_size: int, repeats: int) -> list[float]:
-    iterator = iter(dataset)
-    for _ in range(5):  # Warm-up: tracing, autotuning, prefetch buffers.
-        next(iterator)
-    rates = []
+    return alternated({"": dataset}, batches, batch_size, repeats)[""]
+
+
+def alternated(datasets: dict[str, tf.data.Dataset], batches: int, batch_size: int,
+               repeats: int) -> dict[str, list[float]]:
+    """Images/s of each dataset, one timed repeat of each in turn (so that a noisy neighbour hits all alike).
+    Each repeat starts a fresh iterator (warmed up by 5 batches), so that no pipeline fills its prefetch
+    buffers while another one is timed."""
+    rates = {name: [] for name in datasets}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(batches):
-            next(iterator)
-        rates.append(batches * batch_size / (time.perf_counter() - start))
+        for name, ds in datasets.items():
+            iterator = iter(ds)
+            for _ in range(5):  # Warm-up: tracing, autotuning, prefetch buffers.
+                next(iterator)
+            start = time.perf_counter()
+            for _ in range(batches):
+                next(iterator)
+            rates[name].append(batches * batch_size / (time.perf_counter() - start))
+            del iterator
     return rates
 
 
@@ -57,11 +69,17 @@ def generated_jpegs(n: int = 64, seed: int = 0) -> list[bytes]:
     return out
 
 
-def imagenet_dataset(jpegs: list[bytes], batch_size: int) -> tf.data.Dataset:
+def imagenet_dataset(jpegs: list[bytes], batch_size: int, antialias: bool = True, threads: int = 0) -> tf.data.Dataset:
+    """The training preprocessing on ``jpegs``; ``threads`` > 0: on a tf.data pool of that many threads."""
     ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat()
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=0).batch(2))
-    ds = ds.map(train_preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda jpeg, seed: train_preprocess(jpeg, seed, antialias), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        ds = ds.with_options(options)
+    return ds
 
 
 def main(argv):
@@ -78,7 +96,10 @@ def main(argv):
     else:
         jpegs = generated_jpegs()
         label = "ImageNet train (generated 500x375 JPEGs, batch 32)"
-    rows.append((label, images_per_second(imagenet_dataset(jpegs, 32), _IMAGENET_BATCHES.value, 32, _REPEATS.value)))
+    variants = {f"{label}, {resize}{', 1 thread' if threads else ''}": imagenet_dataset(jpegs, 32, antialias, threads)
+                for threads in (0, 1) for antialias, resize in ((True, "antialiased resize"),
+                                                                (False, "plain bilinear resize"))}
+    rows += alternated(variants, _IMAGENET_BATCHES.value, 32, _REPEATS.value).items()
     print("| pipeline | images/s (median) | runs |\n| --- | ---: | --- |")
     for name, rates in rows:
         print(f"| {name} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |")

@@ -131,7 +131,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     A group larger than a replica's batch spans consecutive replicas: with
     the paper's batch of 128 on 4 devices (32 each) and ``group_size=64``,
     replicas 0-1 and 2-3 each normalise with the statistics of their 64
-    images, summed over the pair (one all-reduce of a ``[groups, 2 *
+    images, combined over the pair (one all-reduce of a ``[replicas, 2 *
     channels]`` tensor per layer; its gradient is another). The data
     pipelines give replica ``r`` images ``r * B / N`` to ``(r + 1) * B / N``
     of each global batch, so this is the same function as one device with
@@ -245,22 +245,29 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
     def _cross_replica_call(self, inputs, span: int):
-        """Training-mode BN whose statistics are those of ``span`` consecutive replicas' batches."""
+        """Training-mode BN whose statistics are those of ``span`` consecutive replicas' batches.
+
+        Each replica's mean and sum of squared deviations are gathered (one all-reduce of a
+        ``[replicas, 2 * channels]`` tensor in which each replica fills its own row) and combined as
+        Chan et al. (1979) do, which keeps float32's precision (sums of squares would not: the
+        variance is their small difference)."""
         import tensorflow as tf
 
         context = tf.distribute.get_replica_context()
-        groups = context.num_replicas_in_sync // span
-        group = tf.cast(context.replica_id_in_sync_group, tf.int32) // span
+        replicas = context.num_replicas_in_sync
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
         x = tf.cast(inputs, "float32")
         axes = list(range(len(x.shape) - 1))
         channels = x.shape[-1]
-        local = tf.concat([tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes)], axis=0)
-        mine = tf.one_hot(group, groups, dtype="float32")[:, None]  # This replica's row of the group sums.
-        sums = tf.reduce_sum(context.all_reduce(tf.distribute.ReduceOp.SUM, mine * local[None]) * mine, axis=0)
-        count = tf.cast(tf.size(x) // channels * span, "float32")
-        mean = sums[:channels] / count
-        variance = tf.maximum(sums[channels:] / count - tf.square(mean), 0.0)  # Biased, as Keras's.
-        y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
+        count = tf.cast(tf.size(x) // channels, "float32")  # Per replica; equal on every replica.
+        mean, variance = tf.nn.moments(x, axes)
+        mine = tf.one_hot(replica, replicas, dtype="float32")[:, None]
+        rows = context.all_reduce(tf.distribute.ReduceOp.SUM, mine * tf.concat([mean, variance * count], 0)[None])
+        rows = tf.gather(tf.reshape(rows, [replicas // span, span, 2 * channels]), replica // span)
+        means, squares = rows[:, :channels], rows[:, channels:]
+        mean = tf.reduce_mean(means, axis=0)
+        variance = (tf.reduce_sum(squares, 0) + count * tf.reduce_sum(tf.square(means - mean), 0)) / (count * span)
+        y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)  # Biased variance, as Keras's.
         if self.scale:
             y = y * tf.cast(self.gamma, "float32")
         if self.center:

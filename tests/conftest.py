@@ -23,6 +23,17 @@ def _fresh_keras_state():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture
+def op_determinism():
+    """TF's op determinism for one test, then off again: left on, it changes the rounding of every later
+    test's kernels (a test of float closeness passed alone and failed after one that had set it)."""
+    from tensorflow.python.framework import config as tf_config  # The only place disable_op_determinism is.
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+    tf_config.disable_op_determinism()
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory):
     """A tiny CIFAR-10 prepared through the real offline path: (data_dir, arrays written)."""

@@ -33,8 +33,8 @@ def stopped_run(model_dir, stop_after=6):
     return os.path.join(str(model_dir), "checkpoints")
 
 
-def test_a_newest_checkpoint_cut_short_resumes_from_the_one_before_and_ends_like_an_undamaged_run(tmp_path, caplog):
-    tf.config.experimental.enable_op_determinism()
+def test_a_newest_checkpoint_cut_short_resumes_from_the_one_before_and_ends_like_an_undamaged_run(
+        tmp_path, caplog, op_determinism):
     keras.utils.set_random_seed(1)
     training.train(tiny_config(**CONFIG), tiny_task(), str(tmp_path / "whole"))
     ckpt_dir = stopped_run(tmp_path / "damaged")
@@ -116,10 +116,9 @@ def test_a_damaged_keras_file_is_one_line_naming_it(tmp_path):
     assert str(error.value).startswith(f"{path} cannot be loaded as a Keras model (") and "\n" not in str(error.value)
 
 
-def test_a_slim_copy_with_its_checkpoint_resumes_elsewhere_and_ends_like_an_unbroken_run(tmp_path):
+def test_a_slim_copy_with_its_checkpoint_resumes_elsewhere_and_ends_like_an_unbroken_run(tmp_path, op_determinism):
     from tools.slim_run import slim_copy
 
-    tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(1)
     training.train(tiny_config(**CONFIG), tiny_task(), str(tmp_path / "whole"))
     stopped_run(tmp_path / "lost")

@@ -132,8 +132,7 @@ def test_resume_continues_at_the_next_step_with_the_right_lr(tmp_path):
     assert [round(v, 6) for _, v in scalars["learning_rate"]] == [0.05] * 4 + [0.005] * 2
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path):
-    tf.config.experimental.enable_op_determinism()
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, op_determinism):
     config = tiny_config(train_steps=6, log_every=1)
     keras.utils.set_random_seed(1)
     training.train(config, tiny_task(), str(tmp_path / "whole"))
@@ -210,8 +209,12 @@ def test_two_replicas_train_a_resnet_and_average_bn_statistics(tmp_path, two_cpu
         assert json.load(f)["replicas"] == 2
 
 
-@pytest.mark.parametrize("group", [8, 16], ids=["groups_within_a_replica", "groups_spanning_two_replicas"])
-def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, two_cpu_strategy, group):
+# Groups across replicas: the BN gradient is autodiff's through the combined statistics, the one device's
+# the fused kernel's, and BN's gradient cancels (dy - mean(dy) - ...), so they round apart by up to 2x the
+# tight tolerance (with op determinism on); taking the all-reduce out misses by 4,500x the loose one.
+@pytest.mark.parametrize("group,rtol,atol", [(8, 1e-4, 1e-5), (16, 1e-3, 1e-4)],
+                         ids=["groups_within_a_replica", "groups_spanning_two_replicas"])
+def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, two_cpu_strategy, group, rtol, atol):
     """The paper's BN batch on any number of devices: one replica of 16 images and two of 8 compute
     the same loss, weights and moving statistics, with BN groups of 8 (each replica's own) and of 16
     (two replicas of 8 normalise their 16 images together, as on 4 GPUs with the paper's 64)."""
@@ -226,7 +229,7 @@ def test_bn_groups_make_two_replicas_of_8_train_as_one_replica_of_16(tmp_path, t
     b = keras.models.load_model(tmp_path / "two" / "model.keras")
     assert one["train_loss"] == pytest.approx(two["train_loss"], rel=1e-5)
     for u, v in zip(a.weights, b.weights):  # BN moving statistics included.
-        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=u.path)
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=rtol, atol=atol, err_msg=u.path)
 
 
 def test_a_checkpoint_holds_the_bn_statistics_averaged_over_replicas(tmp_path, two_cpu_strategy):

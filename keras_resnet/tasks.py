@@ -67,7 +67,7 @@ class CifarExperiment:
 def check_bn_groups(batch_size: int, replicas: int, bn_group_size: int | None, jit_compile: bool = False) -> None:
     """Raises ``ValueError`` unless the BN groups tile the batch: each replica's share a multiple of the
     group (groups within a replica), or the group a multiple of the share that spans whole sets of
-    replicas (the paper's 64 on 4 or 8 devices: statistics summed over 2 or 4 replicas,
+    replicas (the paper's 64 on 4 or 8 devices: statistics combined over 2 or 4 replicas,
     ``layers.FusedBatchNormalization``). Groups across replicas need an all-reduce inside each
     replica's forward pass, which MirroredStrategy cannot run inside an XLA-compiled function."""
     if bn_group_size is None or batch_size % replicas:

@@ -9,7 +9,7 @@ whichever run's copy of the config TensorBoard happens to load.
 How TensorBoard 2.21 lays the tab out (``plugins/hparams/backend_context.py``,
 ``_sort_and_reduce_to_hparams_limit``, and the dashboard's ``_computeHParams``): hyperparameter
 columns that "differ" first, each group by name; the first five ticked. Metrics in the given order,
-the first five ticked. So the columns of ``COMPARED`` are marked as differing: depth, residual,
+the first five ticked. So the columns with ``compared=True`` are marked as differing: depth, residual,
 shortcut, precision, BN group, seed and schedule come first (by name: BN group, depth, precision,
 residual, seed ticked; shortcut and training steps next), then the rest of the trained settings.
 Runtime settings (log, evaluation and checkpoint intervals, the command line, paths) are left out:

@@ -46,8 +46,8 @@ _BN_GROUP = flags.DEFINE_integer("bn_group_size", 32, "BN statistics over groups
                                  "the same group, use 8 GPUs of 32); 0 = the whole per-replica batch.",
                                  lower_bound=0)
 _ANTIALIAS = flags.DEFINE_bool("resize_antialias", True, "Resize images with antialiasing (TF's area-weighted "
-                               "bilinear when shrinking); --noresize_antialias: plain bilinear, about half the "
-                               "CPU time per training image (docs/performance.md section 9).")
+                               "bilinear when shrinking); --noresize_antialias: plain bilinear, 1.4-1.7x the "
+                               "training images/s per core (docs/performance.md section 9).")
 _FINAL_MODES = flags.DEFINE_list("final_eval_modes", ["center", "ten_crop", "multiscale"],
                                  "Protocols for the final evaluation: center, ten_crop, multiscale (Table 4: five "
                                  "scales, each with its horizontal flip, as VGG), multiscale_noflip.")

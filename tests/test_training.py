@@ -406,6 +406,14 @@ def test_a_run_recorded_before_the_tf32_setting_resumes_with_tf32_off_but_not_on
         training.check_config(str(tmp_path), {**saved, "tf32": True})
 
 
+def test_an_imagenet_run_recorded_before_resize_antialias_existed_resumes_antialiased_but_not_plain(tmp_path):
+    saved = {"dataset": "imagenet2012", "depth": 50}  # config.json of a run from before the setting existed.
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
+    training.check_config(str(tmp_path), {**saved, "resize_antialias": True})
+    with pytest.raises(training.ConfigMismatchError, match="resize_antialias: None there vs False now"):
+        training.check_config(str(tmp_path), {**saved, "resize_antialias": False})
+
+
 def test_a_run_recorded_before_weight_decay_on_existed_resumes_with_kernels_but_not_all(tmp_path):
     saved = {"dataset": "toy", "depth": 8}
     (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))

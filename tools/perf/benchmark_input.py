@@ -7,8 +7,8 @@ CIFAR: the real prepared data (``--data_dir``), batches of 128, exactly what the
 recipe feeds. ImageNet: the training preprocessing (fused decode-and-crop,
 scale augmentation, flip, PCA colour) on JPEGs in memory: generated 500x375
 photographs-like images, or the files of ``--imagenet_jpegs``; with the antialiased resize (the
-default) and with plain bilinear (``--noresize_antialias``), on every core and on one thread,
-alternated repeat by repeat.
+default) and with plain bilinear (the ImageNet recipe's ``--noresize_antialias``), on every core and
+on one thread, alternated repeat by repeat.
 """
 
 from __future__ import annotations

@@ -133,14 +133,18 @@ class Run:
 def find_runs(root: str) -> list[Run]:
     """Every run under ``root`` (folders holding a ``config.json``), sorted by path.
 
+    Symbolic links are followed, so a report can gather runs from several places into one folder of links
+    (``ln -s ../cifar10-resnet20-64k/resnet20-seed0 runs/``); a folder reached twice is read once.
+
     Raises ``ValueError`` (one line) when ``root`` is missing or holds no run.
     """
     if not os.path.isdir(root):
         raise ValueError(f"--runs={root} is not a directory")
-    runs = []
-    for folder, _, files in sorted(os.walk(root)):
-        if "config.json" not in files:
+    runs, seen = [], set()
+    for folder, _, files in sorted(os.walk(root, followlinks=True)):
+        if "config.json" not in files or os.path.realpath(folder) in seen:
             continue
+        seen.add(os.path.realpath(folder))
         scalars = {split: read_scalars(os.path.join(folder, split))
                    for split in SPLITS if os.path.isdir(os.path.join(folder, split))}
         stats = {}
@@ -233,7 +237,8 @@ def _unfinished_notes(runs: list[Run]) -> list[str]:
     for run in runs:
         steps = run.config.get("train_steps")
         error = run.final(run.eval_split)
-        measured = f", {run.eval_split} error {error:.2f} there" if error is not None else ""
+        points = run.scalars.get(run.eval_split, {}).get("error")
+        measured = f", {run.eval_split} error {error:.2f} at step {points[-1][0]:,}" if error is not None else ""
         notes.append(f"{run_label(run.config)} (seed {run.config.get('seed')}, `{run.model_dir}`): unfinished at "
                      f"step {run.final_step:,}{f' of {steps:,}' if steps else ''}{measured}; not averaged, "
                      "not compared")
@@ -400,16 +405,23 @@ def imagenet_table(runs: list[Run]) -> tuple[str, list[str]]:
     return ("\n".join(rows) if len(rows) > 2 else ""), notes
 
 
-def plot_curves(runs: list[Run], path: str, title: str) -> None:
+def plot_curves(runs: list[Run], path: str, title: str,
+                paper_ylim: tuple[float, float] | None = None) -> tuple[float, float]:
     """Figure 6 / Figure 4 layout: plain nets left, residual nets right; training error dashed,
-    test (or validation) error solid, against iterations."""
+    test (or validation) error solid, against iterations.
+
+    ``paper_ylim``: the paper's error axis (Figure 6: 0-20 %, Figure 4: 20-60 %), used when every
+    curve ends inside it (the first iterations' high errors are cut off there, as in the paper);
+    otherwise the axis fits the curves, so that a short or failed run is never drawn off the chart.
+    Returns the error axis drawn.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     depths = sorted({r.config.get("depth") for r in runs})
-    colours = {d: plt.cm.viridis(i / max(1, len(depths) - 1)) for i, d in enumerate(depths)}
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(depths)}
     for ax, residual in zip(axes, (False, True)):
         for run in sorted((r for r in runs if r.config.get("residual", True) == residual),
                           key=lambda r: r.config.get("depth")):
@@ -426,10 +438,14 @@ def plot_curves(runs: list[Run], path: str, title: str) -> None:
         if ax.lines:
             ax.legend(fontsize=7)
     axes[0].set_ylabel("error (%)")
+    ends = [points[-1][1] for r in runs for split in r.scalars for points in [r.scalars[split].get("error")] if points]
+    if paper_ylim and ends and all(paper_ylim[0] <= e <= paper_ylim[1] for e in ends):
+        axes[0].set_ylim(*paper_ylim)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return axes[0].get_ylim()
 
 
 def response_layers(model) -> list[str]:

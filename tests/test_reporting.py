@@ -80,7 +80,7 @@ def test_an_unfinished_run_is_listed_at_its_step_never_averaged_or_compared(tmp_
     (row,), notes = table_rows(tmp_path)
     assert row[2] == "9.00 +- 0.00" and row[3] == "1"
     assert len(notes) == 1 and "seed 1" in notes[0]
-    assert "unfinished at step 20,000 of 64,000, test error 30.00 there" in notes[0]
+    assert "unfinished at step 20,000 of 64,000, test error 30.00 at step 20,000" in notes[0]
 
 
 def test_runs_of_different_configurations_are_separate_rows_that_say_how_they_differ(tmp_path):
@@ -135,6 +135,35 @@ def test_report_writes_markdown_and_figure(tmp_path):
     assert "## Time to accuracy" in text
     with open(tmp_path / "out" / "figure6.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_gathered_as_symbolic_links_are_found_once_each(tmp_path):
+    fake_run(tmp_path / "elsewhere", "r20", 20, True, 0, [10.0])
+    fake_run(tmp_path / "runs", "r56", 56, True, 0, [9.0])
+    os.symlink(tmp_path / "elsewhere" / "r20", tmp_path / "runs" / "r20")
+    os.symlink(tmp_path / "runs" / "r56", tmp_path / "runs" / "r56-again")
+    runs = reporting.find_runs(str(tmp_path / "runs"))
+    assert sorted(run.config["depth"] for run in runs) == [20, 56]
+
+
+def test_figure6_uses_the_papers_error_axis_only_when_every_curve_ends_inside_it(tmp_path):
+    fake_run(tmp_path / "runs", "r20", 20, True, 0, [60.0, 9.0])  # Training curve ends at 14 %.
+    runs = reporting.find_runs(str(tmp_path / "runs"))
+    assert reporting.plot_curves(runs, str(tmp_path / "a.png"), "", paper_ylim=(0, 20)) == (0, 20)
+    fake_run(tmp_path / "runs", "p110", 110, False, 0, [80.0, 61.0])  # Plain-110 ends above 60 %.
+    runs = reporting.find_runs(str(tmp_path / "runs"))
+    low, high = reporting.plot_curves(runs, str(tmp_path / "b.png"), "", paper_ylim=(0, 20))
+    assert high > 66.0  # Its training curve (66 %) stays on the chart.
+
+
+def test_unfinished_runs_say_at_which_step_their_last_error_was_measured(tmp_path):
+    fake_run(tmp_path, "r110", 110, True, 0, [50.0, 14.17], finished=False, reached=8_000)
+    writer = tf.summary.create_file_writer(str(tmp_path / "r110" / "train"))
+    with writer.as_default():
+        tf.summary.scalar("error", 9.7, step=8_400)  # Trained on past the last evaluation.
+    writer.close()
+    _, notes = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
+    assert "unfinished at step 8,400 of 64,000, test error 14.17 at step 8,000" in notes[0]
 
 
 @pytest.mark.parametrize("make,message", [

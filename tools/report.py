@@ -78,11 +78,13 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
                   "(DAWNBench style; evaluated every `eval_every` iterations).", "",
                   reporting.time_to_accuracy_table(cifar_runs), ""]
     if cifar_runs:
-        reporting.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)")
+        reporting.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)",
+                              paper_ylim=(0, 20))
         lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", ""]
     imagenet_runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
     if imagenet_runs:
-        reporting.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)")
+        reporting.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)",
+                              paper_ylim=(20, 60))
         lines += ["## Figure 4", "", "![Figure 4](figure4.png)", ""]
     if data_dir:
         used = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))

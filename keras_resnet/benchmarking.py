@@ -21,7 +21,8 @@ import tensorflow as tf
 from keras_resnet.flops import count_flops
 from keras_resnet.hardware import cpu_description
 from keras_resnet.models import cifar_resnet, imagenet_resnet, recursion_limit_for
-from keras_resnet.training import PRECISIONS, StepCounters, TrainConfig, make_optimizer, make_train_step
+from keras_resnet.run_config import PRECISIONS, TrainConfig
+from keras_resnet.train_step import StepCounters, make_optimizer, make_train_step
 
 MODELS = ("cifar20", "cifar56", "cifar110", "cifar1202", "imagenet50", "keras_resnet50")
 # Dense peak TFLOP/s of known accelerators (vendor figures): float32 (TF32 off) and 16-bit.
@@ -92,7 +93,7 @@ def synthetic_train_step(model: keras.Model, precision: str, batch_size: int,
                          jit_compile: bool = False) -> tuple[Callable[[], tuple], tf.Tensor]:
     """The recipes' train step on one fixed synthetic batch, and that batch's images.
 
-    ``step()`` runs one step of ``training.make_train_step`` (SGD with momentum, the
+    ``step()`` runs one step of ``train_step.make_train_step`` (SGD with momentum, the
     model's weight decay, the precision's loss scaling) and returns its outputs.
     """
     rng = np.random.default_rng(0)

@@ -140,7 +140,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     On CPUs with oneDNN, TF fuses a convolution, this op and a following ReLU
     into one kernel whose ReLU maps NaN to 0: a NaN input then gives a finite
-    forward pass but NaN gradients (``training.make_train_step`` checks both).
+    forward pass but NaN gradients (``train_step.make_train_step`` checks both).
 
     The fused path is taken for 4-D channels-last inputs of float32, float16
     or bfloat16 with a static batch size (when grouped) on the TensorFlow

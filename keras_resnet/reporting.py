@@ -184,7 +184,7 @@ _IDENTITY = ("dataset", "depth", "residual")
 
 
 def _row_config(config: dict) -> dict:
-    from keras_resnet.training import what_is_trained
+    from keras_resnet.run_config import what_is_trained
     config = json.loads(json.dumps(config))  # Tuples as lists, as config.json holds them.
     return {k: v for k, v in what_is_trained(config).items() if k not in _NOT_COMPARED}
 

@@ -15,7 +15,7 @@ from keras_resnet.blocks import BlockOptions
 from keras_resnet.models import IMAGENET_SPECS, check_cifar_depth, cifar_resnet, imagenet_resnet
 from keras_resnet.paper import CIFAR_SCHEDULE
 from keras_resnet.schedules import scale_boundaries
-from keras_resnet.training import TrainConfig, Task
+from keras_resnet.run_config import Task, TrainConfig
 
 PROTOCOLS = ("test", "validation")
 CIFAR_CLASSIFIER_FILE = "classifier.keras"  # Raw RGB in, probabilities out (keras_resnet.export).

@@ -123,8 +123,8 @@ def trial_id(model_dir: str) -> str:
 
 def session_values(hparams: dict) -> dict[str, bool | float | str]:
     """The run's values as TensorBoard stores them: the known columns' keys and any other key a task
-    adds, runtime settings left out (``training.RUNTIME_KEYS``), ``None`` left blank, lists as JSON."""
-    from keras_resnet.training import RUNTIME_KEYS
+    adds, runtime settings left out (``run_config.RUNTIME_KEYS``), ``None`` left blank, lists as JSON."""
+    from keras_resnet.run_config import RUNTIME_KEYS
 
     values = {}
     for key, value in hparams.items():

@@ -1,10 +1,11 @@
-"""The training loop: strategy-aware train step, schedule, checkpoints, TensorBoard.
+"""The training loop: resume, steps, warm-up and plateau rules, evaluation, checkpoints, TensorBoard.
 
 ``train()`` runs one experiment described by data (``TrainConfig`` and the
-``Task`` a recipe builds) in ``model_dir`` and returns a stats dict. It is the
-same loop on one CPU, several GPUs (``MirroredStrategy``) and several machines
-(``MultiWorkerMirroredStrategy``): a custom step under ``strategy.run``, since
-``Model.fit`` fails under multi-worker training in Keras 3 (keras-team/keras#20585).
+``Task`` a recipe builds, both in ``keras_resnet.run_config``) in ``model_dir`` and
+returns a stats dict. It is the same loop on one CPU, several GPUs (``MirroredStrategy``)
+and several machines (``MultiWorkerMirroredStrategy``): a custom step under ``strategy.run``
+(``keras_resnet.train_step``), since ``Model.fit`` fails under multi-worker training in
+Keras 3 (keras-team/keras#20585).
 
 What ``model_dir`` holds:
 
@@ -45,21 +46,13 @@ import tensorflow as tf
 from absl import logging
 
 from keras_resnet import checkpoints as checkpoints_lib
-from keras_resnet import distribute, hardware, provenance, tensorboard_hparams
+from keras_resnet import distribute, hardware, provenance, run_config, tensorboard_hparams
 from keras_resnet.models import recursion_limit_for
+from keras_resnet.run_config import PRECISIONS, Task, TrainConfig
 from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
+from keras_resnet.train_step import StepCounters, make_optimizer, make_train_step
 
-PRECISIONS = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-# Keys that may change between a run and its resumption without mixing two experiments.
-RUNTIME_KEYS = frozenset({"log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
-                          "data_dir", "model_dir", "num_gpus", "jit_compile", "eval_batch_size",
-                          "command", "eval_subset_mask"})
 STATS_FILE = "stats.json"
-CONFIG_FILE = "config.json"
-
-
-class ConfigMismatchError(ValueError):
-    """``model_dir`` holds a run with a different configuration."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,156 +67,6 @@ class WorkerLostError(RuntimeError):
 class CheckpointWriteError(RuntimeError):
     """A checkpoint or the final model could not be written (a full disk, say); the last
     complete checkpoint is kept and rerunning the same command resumes from it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and bookkeeping; defaults are the paper's CIFAR-10 recipe (section 4.2).
-
-    Attributes:
-        batch_size: Global batch over all replicas (128).
-        train_steps: Iterations (64k).
-        lr: Base learning rate (0.1).
-        lr_boundaries: Steps where the rate is divided by 10 (32k, 48k), already
-            scaled to ``train_steps``.
-        lr_decay: Factor at each boundary or plateau (0.1).
-        momentum: SGD momentum (0.9).
-        warmup_lr: Warm-up rate for very deep nets (0.01 for ResNet-110), or ``None``.
-        warmup_steps: Longest warm-up, a safety cap (4000, about 10 epochs; the
-            paper's ended after about 400 iterations).
-        warmup_error: Warm-up ends when the training error (mean of the last
-            ``warmup_window`` steps' batches) is below this fraction (0.8).
-        warmup_window: 391, one epoch of 50k images in batches of 128
-            (``schedules.WarmUp`` says why).
-        plateau_patience_steps: Iterations without an improvement of the
-            ``plateau_metric`` error larger than ``plateau_threshold`` (in
-            percentage points) before the rate is divided by 10, at most
-            ``plateau_max_drops`` times (ImageNet, ``schedules.PlateauDecay``); 0 disables it.
-        mixed_precision: ``"none"``, ``"float16"`` (GPUs, with loss scaling) or ``"bfloat16"``.
-        jit_compile: Compile the train step with XLA.
-        seed: Seeds the weights, the data order and the augmentation.
-        log_every, eval_every, checkpoint_every: Intervals in steps.
-        keep_checkpoints: How many checkpoints to keep.
-    """
-
-    batch_size: int = 128
-    train_steps: int = 64_000
-    lr: float = 0.1
-    lr_boundaries: tuple[int, ...] = (32_000, 48_000)
-    lr_decay: float = 0.1
-    momentum: float = 0.9
-    warmup_lr: float | None = None
-    warmup_steps: int = 4000
-    warmup_error: float = 0.8
-    warmup_window: int = 391
-    plateau_patience_steps: int = 0
-    plateau_threshold: float = 0.5
-    plateau_max_drops: int = 3
-    plateau_metric: str = "validation"
-    mixed_precision: str = "none"
-    jit_compile: bool = False
-    seed: int = 0
-    log_every: int = 100
-    eval_every: int = 2000
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-
-    def __post_init__(self):
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
-        for name in ("batch_size", "train_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
-                     "warmup_window"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        for name in ("plateau_patience_steps", "plateau_max_drops"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if not (isinstance(self.plateau_threshold, (int, float)) and self.plateau_threshold >= 0):
-            raise ValueError(f"plateau_threshold must be a number >= 0, got {self.plateau_threshold!r}")
-
-
-@dataclasses.dataclass
-class Task:
-    """What a recipe supplies: the model and the data, as functions.
-
-    Attributes:
-        build_model: ``dtype -> keras.Model`` returning logits (no softmax);
-            called under the strategy's scope.
-        train_dataset: ``(input_context, start_step) -> tf.data.Dataset`` of
-            per-replica ``(images, labels)`` batches, starting at ``start_step``.
-        evaluations: ``name -> (model -> {"loss": float, "error": float, ...})``,
-            e.g. ``{"test": ...}``; each writes its loss and every ``*error`` (as
-            percent, e.g. ImageNet's ``top5_error``) to ``model_dir/<name>``.
-        hparams: The run's configuration, logged and checked on resume.
-        export: Optional ``(model, model_dir) -> None``, called once at the end of a
-            finished run after ``model.keras`` is written (e.g. a ready-to-use classifier).
-        data: The identity of the data read (``{"identity": ..., "summary": ...}``,
-            e.g. ``keras_resnet.data.data_identity``), recorded in the run's provenance.
-    """
-
-    build_model: Callable[[Any], keras.Model]
-    train_dataset: Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
-    evaluations: dict[str, Callable[[keras.Model], dict]]
-    hparams: dict
-    export: Callable[[keras.Model, str], None] | None = None
-    data: dict | None = None
-
-
-def what_is_trained(hparams: dict) -> dict:
-    """The settings that change what a run computes: runtime keys left out, and so are the
-    settings of a rule that is off (a run without warm-up or plateaus is the same run whatever
-    their thresholds; this also lets runs written before such a setting existed resume)."""
-    kept = {k: v for k, v in hparams.items() if k not in RUNTIME_KEYS}
-    if not kept.get("plateau_patience_steps") and not kept.get("plateau_patience"):
-        kept = {k: v for k, v in kept.items() if not k.startswith("plateau_")}
-    if kept.get("warmup_lr") is None:
-        kept = {k: v for k, v in kept.items() if not k.startswith("warmup_") or k == "warmup_lr"}
-    if not kept.get("tf32"):  # TF32 off is what runs recorded before the setting existed computed on CPUs.
-        kept.pop("tf32", None)
-    if kept.get("weight_decay_on") == "kernels":  # What every run before the setting existed decayed.
-        kept.pop("weight_decay_on")
-    if kept.get("resize_antialias") is True:  # How every ImageNet run before the setting existed resized.
-        kept.pop("resize_antialias")
-    return kept
-
-
-def check_config(model_dir: str, hparams: dict) -> None:
-    """Refuses a ``model_dir`` that holds a run of another configuration."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged ({getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}): repair it "
-                         "from a copy, or delete it and rerun the run's own command (recorded in the run's "
-                         "provenance.json and TensorBoard hparams) to write it again") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path} is damaged (not a JSON object): repair it from a copy, or delete it and rerun "
-                         "the run's own command to write it again")
-    ours, theirs = what_is_trained(_jsonable(hparams)), what_is_trained(saved)
-    differ = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
-    if differ:
-        details = ", ".join(f"{k}: {saved.get(k)!r} there vs {hparams.get(k)!r} now" for k in differ)
-        raise ConfigMismatchError(
-            f"model_dir {model_dir!r} holds a run with a different configuration ({details}); "
-            "use another --model_dir")
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value))
-
-
-def _write_json_atomic(path: str, payload: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -273,96 +116,6 @@ class _Summaries:
             writer.flush()
 
 
-class StepCounters:
-    """Device-side bookkeeping of the train step, so that it needs no host sync per step:
-    the global step, sums of (loss * batch, wrong, images) since the last log, and the first
-    step whose loss or gradients were not finite (-1: none). Create under the strategy's scope."""
-
-    def __init__(self):
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.sums = tf.Variable(tf.zeros([3]), trainable=False, name="interval_sums")
-        self.first_bad = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
-
-
-def make_train_step(model: keras.Model, optimizer, strategy: tf.distribute.Strategy, global_batch: int,
-                    counters: StepCounters, jit_compile: bool = False) -> Callable:
-    """The compiled step ``iterator -> (loss, wrong)`` used by ``train()`` and the benchmarks.
-
-    Cross-entropy averaged over the GLOBAL batch plus the model's L2 losses divided among the
-    replicas, so the summed replica gradients equal the one-device gradient of the paper's
-    objective; float16 loss scaling when ``optimizer`` is a ``LossScaleOptimizer``.
-
-    Under loss scaling, a step is skipped on every replica when the gradients of any replica
-    overflowed (Keras decides from the first replica's gradients alone, and another replica's
-    Inf would be summed into the weights), and the optimizer's iteration count, which drives
-    the learning-rate schedule, follows the global step, skipped steps included.
-    """
-    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-    def forward_backward(images, labels):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            decay = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-            total = loss + tf.nn.scale_regularization_loss(tf.cast(decay, tf.float32))
-            scaled = optimizer.scale_loss(total) if hasattr(optimizer, "scale_loss") else total
-        grads = tape.gradient(scaled, model.trainable_variables)
-        predicted = tf.argmax(logits, -1, output_type=tf.int32)
-        wrong = tf.reduce_sum(tf.cast(predicted != tf.cast(labels, tf.int32), tf.float32))
-        return loss, grads, wrong
-
-    # XLA compiles each replica's forward and backward pass only: the update stays outside, where the
-    # optimizer's cross-replica merge_call is allowed (inside a compiled function on 2+ GPUs it is not).
-    compute = tf.function(forward_backward, jit_compile=True) if jit_compile else forward_backward
-
-    def step_fn(images, labels):
-        loss, grads, wrong = compute(images, labels)
-        if loss_scaling:
-            grads = _overflow_on_every_replica_if_on_any(optimizer, grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        # A finite loss does not prove finite gradients: oneDNN's fused conv+BN+ReLU maps NaN
-        # activations to 0 in the forward pass while their gradients are NaN. Loss scaling
-        # skips non-finite float16 gradients itself, so only other optimizers are checked.
-        bad_grads = (tf.constant(0.0) if loss_scaling
-                     else tf.cast(~tf.math.is_finite(tf.linalg.global_norm(grads)), tf.float32))
-        return loss, wrong, bad_grads
-
-    @tf.function
-    def train_step(iterator):
-        if loss_scaling:  # Skipped steps do not advance Keras's count; the schedule runs on the global step.
-            optimizer.iterations.assign(counters.step)
-        loss, wrong, bad_grads = strategy.run(step_fn, args=next(iterator))
-        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-        wrong = strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None)
-        bad_grads = strategy.reduce(tf.distribute.ReduceOp.SUM, bad_grads, axis=None)
-        counters.step.assign_add(1)
-        counters.sums.assign_add(tf.stack([loss * global_batch, wrong, float(global_batch)]))
-        bad = (counters.first_bad < 0) & (~tf.math.is_finite(loss) | (bad_grads > 0))
-        counters.first_bad.assign(tf.where(bad, counters.step, counters.first_bad))
-        return loss, wrong
-
-    return train_step
-
-
-def _overflow_on_every_replica_if_on_any(optimizer: keras.optimizers.LossScaleOptimizer, grads: list) -> list:
-    """The gradients unchanged if every replica's are finite, else NaN on every replica, so that
-    the loss-scale optimizer of each replica skips the step and halves the scale together."""
-    overflowed = tf.cast(tf.logical_not(optimizer.check_finite(grads)), tf.float32)
-    anywhere = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, overflowed) > 0
-    factor = tf.where(anywhere, float("nan"), 1.0)
-    return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
-
-
-def make_optimizer(config: TrainConfig):
-    """SGD with momentum on the paper's schedule (wrapped for loss scaling under float16)."""
-    schedule = PaperSchedule(config.lr, config.lr_boundaries, config.lr_decay, config.warmup_lr, config.warmup_steps)
-    optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
-    if config.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer, schedule
-
-
 @dataclasses.dataclass
 class _RunState:
     """What a run trains and checkpoints, created under the strategy's scope."""
@@ -398,13 +151,6 @@ def _build_run_state(config: TrainConfig, task: Task, strategy: tf.distribute.St
     return _RunState(model, optimizer, schedule, counters, warmup, plateau, checkpoint)
 
 
-def _prepare_model_dir(model_dir: str, hparams: dict, chief: bool) -> None:
-    check_config(model_dir, hparams)
-    os.makedirs(model_dir, exist_ok=True)
-    if chief and not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-        _write_json_atomic(os.path.join(model_dir, CONFIG_FILE), _jsonable(hparams))
-
-
 class _Checkpoints(NamedTuple):
     """This worker's checkpoint manager, the chief's, and this worker's folder."""
 
@@ -438,7 +184,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         ``wall_seconds``, ``interrupted`` (the signal number, or ``None``).
 
     Raises:
-        ConfigMismatchError: ``model_dir`` holds a run of another configuration.
+        run_config.ConfigMismatchError: ``model_dir`` holds a run of another configuration.
         NonFiniteLossError: the loss or the gradients became NaN/Inf (last good checkpoint kept).
         CheckpointWriteError: a checkpoint or the final model could not be written (last one kept).
         WorkerLostError: another worker of a multi-worker job stopped (last checkpoint kept).
@@ -449,7 +195,7 @@ def train(config: TrainConfig, task: Task, model_dir: str,
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
     hparams = {**task.hparams, "replicas": replicas}
     chief = distribute.is_chief(strategy)
-    _prepare_model_dir(model_dir, hparams, chief)
+    run_config.prepare_model_dir(model_dir, hparams, chief)
     _warn_if_bfloat16_is_emulated(config, strategy)
 
     state = _build_run_state(config, task, strategy)
@@ -576,7 +322,7 @@ class _TrainingLoop:
                 self.state.model.save(os.path.join(self.model_dir, "model.keras"))
                 if self.task.export:
                     self.task.export(self.state.model, self.model_dir)
-                _write_json_atomic(os.path.join(self.model_dir, STATS_FILE), _jsonable(self.stats))
+                run_config.write_json_atomic(os.path.join(self.model_dir, STATS_FILE), run_config.jsonable(self.stats))
         if self.provenance is not None:
             self.provenance.update(self.step, finished=self.stats["complete"])
         if not self.chief and tf.io.gfile.exists(self.checkpoints.directory):

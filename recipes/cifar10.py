@@ -40,7 +40,7 @@ _BN_GROUP = flags.DEFINE_integer("bn_group_size", 64, "BN statistics over groups
 
 def main(argv):
     del argv
-    from keras_resnet import tasks, training
+    from keras_resnet import run_config, tasks, training
 
     experiment = tasks.CifarExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                        protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value,
@@ -55,7 +55,7 @@ def main(argv):
     tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size,
                           config.jit_compile)
     strategy = common.setup_runtime(config.batch_size)
-    training.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
+    run_config.check_config(model_dir, {**tasks.experiment_hparams("cifar10", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})
     if _SUBSET.value and not os.path.isfile(_SUBSET.value):
         raise ValueError(f"--eval_subset_mask={_SUBSET.value} is not a file")

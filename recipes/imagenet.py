@@ -57,7 +57,7 @@ flags.register_validator("final_eval_modes", lambda modes: bool(modes) and set(m
 
 def main(argv):
     del argv
-    from keras_resnet import tasks, training
+    from keras_resnet import run_config, tasks, training
 
     experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                           stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value,
@@ -74,7 +74,7 @@ def main(argv):
     tasks.check_bn_groups(config.batch_size, common.planned_replicas(), experiment.bn_group_size,
                           config.jit_compile)
     strategy = common.setup_runtime(config.batch_size)
-    training.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
+    run_config.check_config(model_dir, {**tasks.experiment_hparams("imagenet2012", experiment, config),
                                       "replicas": strategy.num_replicas_in_sync, "tf32": f.tf32})
     task = tasks.imagenet_task(experiment, config, f.data_dir, eval_examples=_EVAL_EXAMPLES.value)
     task.hparams.update(tf32=f.tf32, command=common.command_line(sys.argv))

@@ -45,12 +45,12 @@ def test_auto_precision_is_what_the_hardware_computes_natively():
 def test_the_bfloat16_emulation_warning_depends_on_the_devices_trained_on_not_on_gpus_existing(monkeypatch):
     """A machine with GPUs that trains on its CPU (e.g. --num_gpus=0) still gets the warning."""
     import tensorflow as tf
-    from keras_resnet import hardware, training
+    from keras_resnet import hardware, run_config, training
     warned = []
     monkeypatch.setattr(hardware, "emulated_bfloat16_warning", lambda: "emulated")
     monkeypatch.setattr(training.logging, "warning", lambda message, *args: warned.append(message))
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"])
-    config = training.TrainConfig(mixed_precision="bfloat16")
+    config = run_config.TrainConfig(mixed_precision="bfloat16")
     training._warn_if_bfloat16_is_emulated(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
     assert warned == ["emulated"]
 

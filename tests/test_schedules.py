@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_resnet import training
+from keras_resnet import run_config, train_step, training
 from keras_resnet.reporting import read_scalars
 from keras_resnet.schedules import PaperSchedule, PlateauDecay
 from keras_resnet.tasks import IMAGENET_PLATEAU, IMAGENET_STEPS, experiment_hparams, imagenet_train_config
@@ -94,12 +94,12 @@ def test_imagenet_patience_is_in_iterations_and_scales_with_the_run_length():
 def test_a_resume_that_would_change_the_plateau_rule_is_refused(tmp_path):
     experiment = ImagenetExperiment(depth=18)
     saved = experiment_hparams("imagenet2012", experiment, imagenet_train_config())
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(saved))
     changed = imagenet_train_config(plateau_threshold=0.1)
-    with pytest.raises(training.ConfigMismatchError, match="plateau_threshold: 0.5 there vs 0.1 now"):
-        training.check_config(str(tmp_path), experiment_hparams("imagenet2012", experiment, changed))
+    with pytest.raises(run_config.ConfigMismatchError, match="plateau_threshold: 0.5 there vs 0.1 now"):
+        run_config.check_config(str(tmp_path), experiment_hparams("imagenet2012", experiment, changed))
     other_interval = imagenet_train_config(eval_every=1000)  # A runtime setting: allowed.
-    training.check_config(str(tmp_path), experiment_hparams("imagenet2012", experiment, other_interval))
+    run_config.check_config(str(tmp_path), experiment_hparams("imagenet2012", experiment, other_interval))
 
 
 def _flat_error_task():
@@ -122,9 +122,9 @@ def test_training_divides_the_rate_on_plateaus_and_resumes_the_plateau_state(tmp
 
 def test_train_config_rejects_bad_plateau_settings():
     with pytest.raises(ValueError, match="plateau_patience_steps must be an integer >= 0, got -1"):
-        training.TrainConfig(plateau_patience_steps=-1)
+        run_config.TrainConfig(plateau_patience_steps=-1)
     with pytest.raises(ValueError, match="plateau_threshold must be a number >= 0, got -0.5"):
-        training.TrainConfig(plateau_threshold=-0.5)
+        run_config.TrainConfig(plateau_threshold=-0.5)
 
 
 @pytest.mark.parametrize("train_steps", [IMAGENET_STEPS, 60_000])
@@ -133,6 +133,6 @@ def test_the_imagenet_steps_schedule_divides_by_10_every_30_epochs_of_120(train_
     config = imagenet_train_config(train_steps, plateau=False)
     epoch = train_steps // 120
     assert config.lr_boundaries == (30 * epoch, 60 * epoch, 90 * epoch) and config.plateau_patience_steps == 0
-    _, schedule = training.make_optimizer(config)
+    _, schedule = train_step.make_optimizer(config)
     lrs = [float(schedule(e * epoch)) for e in (0, 29, 30, 59, 60, 89, 90, 119)]
     np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6)

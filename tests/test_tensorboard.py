@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from keras_resnet import training
+from keras_resnet import run_config, training
 from training_helpers import tiny_config, tiny_task
 
 
@@ -109,7 +109,7 @@ def test_the_columns_a_reader_compares_come_first_and_runtime_settings_are_not_c
     assert [h["displayName"] for h in infos[:len(compared)]] == sorted(c.title for c in compared)
     assert [h["displayName"] for h in infos[:5]] == ["BN group", "depth", "precision", "residual", "seed"]
     names = [h["name"] for h in infos]
-    assert not set(names) & training.RUNTIME_KEYS
+    assert not set(names) & run_config.RUNTIME_KEYS
     assert "lr" in names and "dataset" in names
 
 

@@ -3,7 +3,7 @@ the library accepts."""
 
 import dataclasses
 
-from keras_resnet import blocks, tasks, tensorboard_hparams, training
+from keras_resnet import blocks, run_config, tasks, tensorboard_hparams
 from keras_resnet.data import cifar10, imagenet
 
 
@@ -16,7 +16,7 @@ def test_every_trained_setting_a_recipe_records_is_a_known_column():
     columns = {c.key for c in tensorboard_hparams.COLUMNS}
     for recorded in (_recorded_keys("cifar10", tasks.CifarExperiment(), tasks.cifar_train_config(110)),
                      _recorded_keys("imagenet2012", tasks.ImagenetExperiment(), tasks.imagenet_train_config())):
-        assert recorded - training.RUNTIME_KEYS <= columns, recorded - training.RUNTIME_KEYS - columns
+        assert recorded - run_config.RUNTIME_KEYS <= columns, recorded - run_config.RUNTIME_KEYS - columns
 
 
 def test_a_custom_tasks_own_hyperparameters_are_columns_after_the_known_ones():
@@ -32,7 +32,7 @@ def test_the_check_boxes_offer_exactly_the_values_the_library_accepts():
         "shortcut": blocks.SHORTCUTS,
         "stride_on": blocks.STRIDE_PLACEMENTS,
         "weight_decay_on": blocks.DECAYED,
-        "mixed_precision": tuple(training.PRECISIONS),
+        "mixed_precision": tuple(run_config.PRECISIONS),
         "normalization": cifar10.NORMALIZATIONS,
         "eval_mode": imagenet.EVAL_MODES,
         "protocol": tasks.PROTOCOLS,

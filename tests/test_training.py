@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet import cifar_resnet, training
+from keras_resnet import cifar_resnet, run_config, training
 from keras_resnet.reporting import read_scalars
 from keras_resnet.schedules import PaperSchedule, WarmUp, scale_boundaries
 from keras_resnet.tasks import CifarExperiment, cifar_train_config, experiment_hparams
@@ -153,19 +153,19 @@ def test_a_run_written_before_the_plateau_and_warmup_settings_changed_still_resu
     now = experiment_hparams("cifar10", CifarExperiment(depth=20), cifar_train_config(20))
     before = {k: v for k, v in now.items() if not k.startswith("plateau_")}
     before.update(plateau_patience=0, warmup_window=10, warmup_steps=400)  # Off, so they never mattered.
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(before))
-    training.check_config(str(tmp_path), now)
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(before))
+    run_config.check_config(str(tmp_path), now)
     before.update(plateau_patience=3)  # An ImageNet-style rule that was on: the old rule, refused.
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(before))
-    with pytest.raises(training.ConfigMismatchError, match="plateau_patience: 3 there vs None now"):
-        training.check_config(str(tmp_path), now)
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(before))
+    with pytest.raises(run_config.ConfigMismatchError, match="plateau_patience: 3 there vs None now"):
+        run_config.check_config(str(tmp_path), now)
 
 
 def test_a_different_configuration_in_model_dir_is_refused(tmp_path):
     training.train(tiny_config(train_steps=2), tiny_task(), str(tmp_path))
     before = sorted(os.listdir(tmp_path))
     other = tiny_task(hparams={"dataset": "toy", "depth": 14, "batch_size": 16, "seed": 0})
-    with pytest.raises(training.ConfigMismatchError, match="depth: 8 there vs 14 now"):
+    with pytest.raises(run_config.ConfigMismatchError, match="depth: 8 there vs 14 now"):
         training.train(tiny_config(train_steps=2), other, str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -308,7 +308,7 @@ def test_float16_overflow_on_one_replica_skips_the_step_on_all_and_keeps_the_sch
         labels = np.zeros((8,), "int32")
         return tf.data.Dataset.from_tensor_slices((np.stack(batches), np.stack([labels] * 8))).skip(2 * start_step)
 
-    task = training.Task(build_model=model, train_dataset=train_dataset, evaluations={},
+    task = run_config.Task(build_model=model, train_dataset=train_dataset, evaluations={},
                          hparams={"dataset": "toy-overflow"})
     initial = model("mixed_float16").get_weights()
     config = tiny_config(train_steps=1, lr=0.1, lr_boundaries=(), mixed_precision="float16",
@@ -366,11 +366,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
 
 def test_train_config_rejects_bad_values():
     with pytest.raises(ValueError, match="mixed_precision must be one of none, float16, bfloat16, got 'fp8'"):
-        training.TrainConfig(mixed_precision="fp8")
+        run_config.TrainConfig(mixed_precision="fp8")
     with pytest.raises(ValueError, match="train_steps must be a positive integer, got 0"):
-        training.TrainConfig(train_steps=0)
+        run_config.TrainConfig(train_steps=0)
     with pytest.raises(ValueError, match="lr must be a positive number, got -0.1"):
-        training.TrainConfig(lr=-0.1)
+        run_config.TrainConfig(lr=-0.1)
 
 
 def test_synced_bn_statistics_are_the_mean_of_the_replicas_values(two_cpu_strategy):
@@ -400,26 +400,26 @@ def test_synced_bn_statistics_are_the_mean_of_the_replicas_values(two_cpu_strate
 
 def test_a_run_recorded_before_the_tf32_setting_resumes_with_tf32_off_but_not_on(tmp_path):
     saved = {"dataset": "toy", "depth": 8}  # config.json of a run from before --tf32 existed.
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
-    training.check_config(str(tmp_path), {**saved, "tf32": False})
-    with pytest.raises(training.ConfigMismatchError, match="tf32: None there vs True now"):
-        training.check_config(str(tmp_path), {**saved, "tf32": True})
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(saved))
+    run_config.check_config(str(tmp_path), {**saved, "tf32": False})
+    with pytest.raises(run_config.ConfigMismatchError, match="tf32: None there vs True now"):
+        run_config.check_config(str(tmp_path), {**saved, "tf32": True})
 
 
 def test_an_imagenet_run_recorded_before_resize_antialias_existed_resumes_antialiased_but_not_plain(tmp_path):
     saved = {"dataset": "imagenet2012", "depth": 50}  # config.json of a run from before the setting existed.
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
-    training.check_config(str(tmp_path), {**saved, "resize_antialias": True})
-    with pytest.raises(training.ConfigMismatchError, match="resize_antialias: None there vs False now"):
-        training.check_config(str(tmp_path), {**saved, "resize_antialias": False})
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(saved))
+    run_config.check_config(str(tmp_path), {**saved, "resize_antialias": True})
+    with pytest.raises(run_config.ConfigMismatchError, match="resize_antialias: None there vs False now"):
+        run_config.check_config(str(tmp_path), {**saved, "resize_antialias": False})
 
 
 def test_a_run_recorded_before_weight_decay_on_existed_resumes_with_kernels_but_not_all(tmp_path):
     saved = {"dataset": "toy", "depth": 8}
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(saved))
-    training.check_config(str(tmp_path), {**saved, "weight_decay_on": "kernels"})
-    with pytest.raises(training.ConfigMismatchError, match="weight_decay_on: None there vs 'all' now"):
-        training.check_config(str(tmp_path), {**saved, "weight_decay_on": "all"})
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(saved))
+    run_config.check_config(str(tmp_path), {**saved, "weight_decay_on": "kernels"})
+    with pytest.raises(run_config.ConfigMismatchError, match="weight_decay_on: None there vs 'all' now"):
+        run_config.check_config(str(tmp_path), {**saved, "weight_decay_on": "all"})
 
 
 def test_xla_on_two_replicas_trains_like_without_it(tmp_path, two_cpu_strategy):

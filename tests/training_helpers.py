@@ -7,7 +7,7 @@ import keras
 from keras_resnet import cifar_resnet
 from keras_resnet.data.cifar10 import CifarData, cifar10_eval_dataset, cifar10_train_dataset
 from keras_resnet.evaluation import evaluate_classifier
-from keras_resnet.training import Task, TrainConfig
+from keras_resnet.run_config import Task, TrainConfig
 
 
 def learnable_cifar(n=64, seed=0):

@@ -40,7 +40,7 @@ def _run_one(gpus: int, precision: str, xla: bool, steps: int, batch: int) -> di
     import numpy as np
     import tensorflow as tf
 
-    from keras_resnet import cifar_resnet, distribute, training
+    from keras_resnet import cifar_resnet, distribute, run_config, training
     from keras_resnet.data.cifar10 import CifarData, cifar10_train_dataset
 
     strategy = distribute.make_strategy(gpus) if gpus else tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -51,11 +51,11 @@ def _run_one(gpus: int, precision: str, xla: bool, steps: int, batch: int) -> di
     images = rng.integers(0, 256, (batch * 8, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, batch * 8).astype(np.int32)
     data = CifarData(images, labels, images.astype(np.float32).mean(0), images.reshape(-1, 3).std(0))
-    task = training.Task(
+    task = run_config.Task(
         build_model=lambda dtype: cifar_resnet(20, classifier_activation=None, bn_group_size=group, dtype=dtype),
         train_dataset=lambda ctx, start: cifar10_train_dataset(data, batch, start_step=start, input_context=ctx),
         evaluations={}, hparams={"dataset": "synthetic", "depth": 20})
-    config = training.TrainConfig(batch_size=batch, train_steps=steps, lr_boundaries=(), log_every=steps // 2,
+    config = run_config.TrainConfig(batch_size=batch, train_steps=steps, lr_boundaries=(), log_every=steps // 2,
                                   eval_every=10**9, checkpoint_every=10**9, mixed_precision=precision,
                                   jit_compile=xla)
     with tempfile.TemporaryDirectory() as model_dir:

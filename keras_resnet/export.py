@@ -73,3 +73,93 @@ def load_saved_model(path: str) -> keras.Model:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ValueError(f"{path} cannot be loaded as a Keras model ({type(e).__name__}: {reason}); the file is "
                          "damaged or not a .keras model: copy it again from its source") from None
+
+
+def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str | None = None,
+                         source: str | None = None, batch_size: int = 500) -> dict:
+    """Ships a finished CIFAR-10 run's net as ``weights="cifar10"``: its ``.weights.h5`` in
+    ``weights_dir`` (default: the package's, ``keras_resnet.trained.WEIGHTS_DIR``), recording which
+    net it is for, and its entry in the manifest with the test error measured through the user's path
+    (``cifar_resnet(depth, weights=...)`` behind ``cifar10_preprocessing``) on the test split of
+    ``data_dir``, in the run's precision and in float32.
+
+    Refused, with one line saying why: a run that is not CIFAR-10, unfinished, or trained otherwise
+    than the paper's recipe in what the shipped preprocessing assumes (all 50,000 training images,
+    per-pixel mean, option A); training images whose per-pixel mean differs from the one already
+    shipped; weights that do not reproduce the run's own net. Returns the manifest entry.
+    """
+    import json
+    import os
+    import tempfile
+
+    import tensorflow as tf
+
+    from keras_resnet import models, trained
+    from keras_resnet.data.cifar10 import data_identity, load_cifar10
+    from keras_resnet.run_config import PRECISIONS
+
+    weights_dir = weights_dir or trained.WEIGHTS_DIR
+    config_path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"--model_dir={model_dir} is not a run (no config.json)")
+    with open(config_path) as f:
+        config = json.load(f)
+    if config.get("dataset") != "cifar10":
+        raise ValueError(f"--model_dir={model_dir} is a {config.get('dataset')!r} run; only CIFAR-10 nets are shipped")
+    for name in ("stats.json", "model.keras"):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise ValueError(f"--model_dir={model_dir} is not a finished run (no {name})")
+    paper = {"protocol": "test", "normalization": "pixel_mean", "shortcut": "A"}
+    differ = [f"{k}={config.get(k)!r}" for k, v in paper.items() if config.get(k, v) != v]
+    if differ:
+        raise ValueError(f"--model_dir={model_dir} was trained with {', '.join(differ)}; shipped weights are for the "
+                         "paper's recipe (protocol 'test': all 50,000 training images; pixel_mean; shortcut 'A'), "
+                         "which cifar10_preprocessing() and weights=\"cifar10\" assume")
+    depth, residual = int(config["depth"]), bool(config.get("residual", True))
+    dtype = PRECISIONS[config.get("mixed_precision", "none")]
+
+    test = load_cifar10("test", data_dir)  # Its mean: of the 50,000 training images.
+    mean_path = os.path.join(weights_dir, trained.CIFAR10_PIXEL_MEAN)
+    if os.path.exists(mean_path):
+        gap = float(np.abs(np.load(mean_path) - test.mean).max())
+        if gap > 1e-3:
+            raise ValueError(f"the training images of {data_dir} have another per-pixel mean than {mean_path} "
+                             f"(up to {gap:.3g} apart): the shipped nets share one cifar10_preprocessing()")
+    preprocessing = keras.layers.Normalization(axis=(1, 2, 3), mean=test.mean, variance=np.ones_like(test.mean))
+    preprocessing.build((None, 32, 32, 3))  # Here, not inside the first tf.function that calls it.
+
+    net = load_saved_model(os.path.join(model_dir, "model.keras"))
+    file = f"{'resnet' if residual else 'plain'}{depth}-cifar10.weights.h5"
+    source = source or (f"{model_dir} (recipes.cifar10 --depth={depth}{'' if residual else ' --plain'}, "
+                        f"{config.get('train_steps', 0):,} iterations, seed {config.get('seed')})")
+    os.makedirs(weights_dir, exist_ok=True)
+    # Staged in a hidden folder (outside the package's weights/*.weights.h5), moved in once checked.
+    with tempfile.TemporaryDirectory(dir=weights_dir, prefix=".staging-") as staging:
+        staged = os.path.join(staging, file)
+        net.save_weights(staged)
+        trained.mark_weights(staged, {"depth": depth, "residual": residual, "shortcut": "A", "dataset": "cifar10",
+                                      "source": source})
+        errors = {}
+        for policy in dict.fromkeys((dtype, "float32")):
+            shipped = models.cifar_resnet(depth, residual=residual, weights=staged, dtype=policy,
+                                          classifier_activation=None)  # Logits, as the run's net.
+            predict = tf.function(lambda x, m=shipped: tf.cast(m(preprocessing(x), training=False), tf.float32))
+            if policy == dtype:  # The weights are the run's net: same logits, same precision.
+                sample = test.images[:batch_size].astype(np.float32)
+                ours = predict(sample).numpy()
+                theirs = tf.cast(net(preprocessing(sample), training=False), tf.float32).numpy()
+                if not np.allclose(ours, theirs, atol=1e-4):
+                    raise ValueError(f"the weights saved from {model_dir}/model.keras do not reproduce its logits "
+                                     f"(up to {np.abs(ours - theirs).max():.3g} apart); nothing was shipped")
+            wrong = sum(int((predict(test.images[i:i + batch_size].astype(np.float32)).numpy().argmax(-1)
+                             != test.labels[i:i + batch_size]).sum()) for i in range(0, len(test), batch_size))
+            errors[policy] = 100.0 * wrong / len(test)
+        os.replace(staged, os.path.join(weights_dir, file))
+    if not os.path.exists(mean_path):
+        np.save(mean_path, test.mean.astype(np.float32))
+    entry = {"file": file, "depth": depth, "residual": residual, "dtype": dtype,
+             "test_error": round(errors[dtype], 2), "test_error_float32": round(errors["float32"], 2),
+             "test_images": len(test), "test_data": data_identity({"test": test}, data_dir)["summary"],
+             "source": source}
+    trained.record_in_manifest(entry, weights_dir)
+    return entry

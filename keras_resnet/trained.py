@@ -23,11 +23,34 @@ import os
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 _CONFIG_ATTR = "keras_resnet_config"  # In a .weights.h5: which net the weights are for.
 CIFAR10_PIXEL_MEAN = "cifar10-pixel-mean.npy"  # (32, 32, 3) float32, of the 50,000 training images.
-# (depth, residual) -> file in WEIGHTS_DIR, and the test error on all 10,000 original test images as
-# trained (mixed bfloat16: pass dtype="mixed_bfloat16" to reproduce it; in float32 ResNet-20 gives 8.43 %).
-CIFAR10_WEIGHTS = {
-    (20, True): ("resnet20-cifar10.weights.h5", 8.48),
-}
+# The shipped nets, one entry each: file, depth, residual, test error (%) on the test_images original test
+# images in the precision they were trained in (dtype; pass it to the builder to reproduce the figure) and
+# in float32, and the run they come from. Written by `python -m tools.ship_weights` (export.ship_cifar10_weights).
+CIFAR10_MANIFEST = "cifar10.json"
+
+
+def read_manifest(weights_dir: str = WEIGHTS_DIR) -> list[dict]:
+    """The entries of ``weights_dir``'s manifest (none when it has no manifest)."""
+    path = os.path.join(weights_dir, CIFAR10_MANIFEST)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)["nets"]
+
+
+def record_in_manifest(entry: dict, weights_dir: str = WEIGHTS_DIR) -> None:
+    """Adds ``entry`` to the manifest, replacing the entry of the same net (depth and residual)."""
+    nets = [n for n in read_manifest(weights_dir) if (n["depth"], n["residual"]) != (entry["depth"], entry["residual"])]
+    nets = sorted(nets + [entry], key=lambda n: (not n["residual"], n["depth"]))
+    path = os.path.join(weights_dir, CIFAR10_MANIFEST)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump({"nets": nets}, f, indent=1)
+        f.write("\n")
+    os.replace(f"{path}.tmp", path)
+
+
+# (depth, residual) -> (file in WEIGHTS_DIR, test error as trained).
+CIFAR10_WEIGHTS = {(n["depth"], n["residual"]): (n["file"], n["test_error"]) for n in read_manifest()}
 
 
 def _describe(depth: int, residual: bool) -> str:

@@ -61,7 +61,8 @@ def test_every_shipped_weights_file_is_package_data_of_the_wheel():
         patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["keras_resnet"]
     package = os.path.join(ROOT, "keras_resnet")
     packaged = {os.path.relpath(p, package) for pattern in patterns for p in glob.glob(os.path.join(package, pattern))}
-    shipped = {f"weights/{name}" for name, _ in trained.CIFAR10_WEIGHTS.values()} | {f"weights/{trained.CIFAR10_PIXEL_MEAN}"}
+    shipped = {f"weights/{name}" for name, _ in trained.CIFAR10_WEIGHTS.values()}
+    shipped |= {f"weights/{trained.CIFAR10_PIXEL_MEAN}", f"weights/{trained.CIFAR10_MANIFEST}"}
     assert shipped <= packaged
 
 
@@ -75,3 +76,99 @@ def test_every_shipped_classifier_loads_and_gives_probabilities_for_raw_images(p
 
 def test_there_is_a_shipped_classifier_to_check():
     assert SHIPPED_CLASSIFIERS
+
+
+# Shipping a run's net (keras_resnet.export.ship_cifar10_weights, tools.ship_weights).
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_cifar, tmp_path_factory):
+    """A finished depth-8 run of the CIFAR recipe on the tiny data: (data_dir, model_dir)."""
+    import subprocess
+    import sys
+
+    data_dir, _ = tiny_cifar
+    run = tmp_path_factory.mktemp("ship") / "resnet8"
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.cifar10", f"--data_dir={data_dir}", f"--model_dir={run}", "--depth=8",
+         "--batch_size=20", "--bn_group_size=10", "--train_steps=3", "--eval_every=1000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return data_dir, str(run)
+
+
+def copy_of(run, tmp_path, **config_changes):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return str(copy)
+
+
+def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finished_run, tmp_path):
+    import json
+
+    from keras_resnet import export
+
+    data_dir, run = finished_run
+    weights_dir = str(tmp_path / "weights")
+    export.ship_cifar10_weights(run, data_dir, weights_dir)
+    entry = export.ship_cifar10_weights(run, data_dir, weights_dir)  # Again: replaces, never duplicates.
+    assert trained.read_manifest(weights_dir) == [entry]
+    stats = json.loads(open(os.path.join(run, "stats.json")).read())
+    assert entry["test_error"] == pytest.approx(stats["test_error"], abs=0.005) and entry["test_images"] == 30
+    assert (entry["file"], entry["depth"], entry["residual"], entry["dtype"]) == ("resnet8-cifar10.weights.h5", 8, True,
+                                                                                   "float32")
+    mean = np.load(os.path.join(weights_dir, trained.CIFAR10_PIXEL_MEAN))
+    net = keras_resnet.cifar_resnet(8, weights=os.path.join(weights_dir, entry["file"]))
+    preprocessing = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones_like(mean))
+    x = raw_images(8)
+    ours = net(preprocessing(x))  # Probabilities: the builder's top ends in a softmax.
+    classifier = keras.models.load_model(os.path.join(run, "classifier.keras"))
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(classifier(x)), atol=1e-5)
+    assert sorted(os.listdir(weights_dir)) == sorted([entry["file"], trained.CIFAR10_PIXEL_MEAN,
+                                                      trained.CIFAR10_MANIFEST])  # No staging left.
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(dataset="imagenet2012"), r"is a 'imagenet2012' run; only CIFAR-10"),
+    (dict(protocol="validation"), r"was trained with protocol='validation'; shipped weights are for the paper's"),
+    (dict(normalization="channel_mean_std"), r"was trained with normalization='channel_mean_std'"),
+    ("unfinished", r"is not a finished run \(no stats.json\)"),
+])
+def test_shipping_refuses_a_run_the_shipped_preprocessing_does_not_fit(finished_run, tmp_path, change, message):
+    from keras_resnet import export
+
+    data_dir, run = finished_run
+    copy = copy_of(run, tmp_path, **(change if isinstance(change, dict) else {}))
+    if change == "unfinished":
+        os.remove(os.path.join(copy, "stats.json"))
+    with pytest.raises(ValueError, match=message):
+        export.ship_cifar10_weights(copy, data_dir, str(tmp_path / "weights"))
+    assert not os.path.exists(tmp_path / "weights")
+
+
+def test_shipping_refuses_training_images_whose_mean_differs_from_the_shipped_one(finished_run, tmp_path):
+    from keras_resnet import export
+
+    data_dir, run = finished_run
+    os.makedirs(tmp_path / "weights")
+    np.save(tmp_path / "weights" / trained.CIFAR10_PIXEL_MEAN, np.full((32, 32, 3), 120.0, np.float32))
+    with pytest.raises(ValueError, match=r"have another per-pixel mean than .* share one cifar10_preprocessing"):
+        export.ship_cifar10_weights(run, data_dir, str(tmp_path / "weights"))
+    assert os.listdir(tmp_path / "weights") == [trained.CIFAR10_PIXEL_MEAN]
+
+
+def test_weights_that_do_not_reproduce_the_runs_net_are_not_shipped(finished_run, tmp_path):
+    """A run whose config.json says plain while its net is residual: the plain builder with these weights
+    computes another function, and nothing is written."""
+    from keras_resnet import export
+
+    data_dir, run = finished_run
+    copy = copy_of(run, tmp_path, residual=False)
+    with pytest.raises(ValueError, match=r"do not reproduce its logits .* nothing was shipped"):
+        export.ship_cifar10_weights(copy, data_dir, str(tmp_path / "weights"))
+    assert os.listdir(tmp_path / "weights") == []

@@ -132,7 +132,7 @@ def test_report_writes_markdown_and_figure(tmp_path):
     text = open(path).read()
     assert "| plain-20 |" in text and "| ResNet-20 |" in text
     assert "![Figure 6](figure6.png)" in text and "python -m recipes.cifar10 --depth=20" in text
-    assert "## Time to accuracy" in text
+    assert "## Time to accuracy" in text and "## The paper's claims" not in text  # Short runs: no claims.
     with open(tmp_path / "out" / "figure6.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -164,6 +164,31 @@ def test_unfinished_runs_say_at_which_step_their_last_error_was_measured(tmp_pat
     writer.close()
     _, notes = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
     assert "unfinished at step 8,400 of 64,000, test error 14.17 at step 8,000" in notes[0]
+
+
+def test_depth_claims_name_degradation_and_deeper_residual_nets_with_their_sampling_error(tmp_path):
+    # fake_run logs training error = test error + 5 at each evaluation step.
+    fake_run(tmp_path, "p20", 20, False, 0, [50.0, 9.0])
+    fake_run(tmp_path, "p56", 56, False, 0, [50.0, 12.0])
+    fake_run(tmp_path, "r20", 20, True, 0, [50.0, 8.5])
+    fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.4])
+    lines = reporting.depth_claims(reporting.find_runs(str(tmp_path)))
+    assert lines[0] == ("- Degradation (Figure 6, left): plain-56 against plain-20: training error 17.00 vs 14.00 % "
+                        "(as the paper); test error 12.00 vs 9.00 % (as the paper; difference +3.00, beyond twice its "
+                        "sampling error 0.43).")
+    assert lines[1].startswith("- Residual against plain (Figure 6): ResNet-20 against plain-20: training error "
+                               "13.50 vs 14.00 % (as the paper)")
+    assert lines[3] == ("- Deeper residual nets are better (Table 6): ResNet-56 against ResNet-20: test error 8.40 vs "
+                        "8.50 % (as the paper; difference -0.10, within twice its sampling error 0.39).")
+
+
+def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinished_runs(tmp_path):
+    fake_run(tmp_path, "p20", 20, False, 0, [50.0, 12.0])
+    fake_run(tmp_path, "p56", 56, False, 0, [50.0, 9.0])
+    fake_run(tmp_path, "p110", 110, False, 0, [50.0, 60.0], train_steps=6_400)  # Short schedule.
+    fake_run(tmp_path, "p32", 32, False, 0, [50.0, 30.0], finished=False)
+    line, = reporting.depth_claims(reporting.find_runs(str(tmp_path)))
+    assert "plain-56 against plain-20: training error 14.00 vs 17.00 % (**not as the paper**)" in line
 
 
 @pytest.mark.parametrize("make,message", [
@@ -257,9 +282,19 @@ def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypat
         ("normalise", normalization)) or tf.data.Dataset.from_tensors((np.zeros((2, 32, 32, 3), "float32"), [0, 0])))
     folder = fake_run(tmp_path, "val", 8, True, 0, [50.0], protocol="validation", normalization="channel_mean_std")
     cifar_resnet(8, classifier_activation=None).save(os.path.join(folder, "model.keras"))
-    used = figure7(reporting.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
-    assert used == [folder]
+    used, claims = figure7(reporting.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
+    assert used == [folder] and claims == []  # Not the paper's recipe (45k/5k protocol): no claim from it.
     assert calls == [("load", "train[90%:]", "train[:90%]"), ("normalise", "channel_mean_std")]
+
+
+def test_response_claims_compare_residual_with_plain_and_deeper_with_shallower():
+    lines = reporting.response_claims({
+        (False, 20): [[1.0, 3.0]], (True, 20): [[1.0, 1.0], [1.0, 2.0]],  # Two seeds: 1.0 and 1.5, mean 1.25.
+        (True, 56): [[1.5, 1.5]],
+    })
+    assert lines == [
+        "- Residual nets respond less than plain nets (Figure 7): ResNet-20 1.250 vs plain-20 2.000 (as the paper)",
+        "- Deeper residual nets respond less (Figure 7): ResNet-56 1.500 vs ResNet-20 1.250 (**not as the paper**)"]
 
 
 def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(tmp_path):

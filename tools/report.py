@@ -22,14 +22,15 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, f
 _FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Figure 7.")
 
 
-def figure7(runs, data_dir: str, images: int, path: str) -> list[str]:
-    """Figure 7 from the finished CIFAR runs' exported models; returns the runs used."""
+def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], list[str]]:
+    """Figure 7 from the finished CIFAR runs' exported models; returns the runs used and the paper's
+    claims about it checked on those at the paper's recipe (``reporting.response_claims``)."""
     import keras
 
     from keras_resnet import tasks
     from keras_resnet.data import cifar10_eval_dataset, load_cifar10
 
-    responses, used = {}, []
+    responses, used, by_net = {}, [], {}
     for run in runs:
         model_path = os.path.join(run.model_dir, "model.keras")
         if run.config.get("dataset") != "cifar10" or not os.path.exists(model_path):
@@ -44,9 +45,12 @@ def figure7(runs, data_dir: str, images: int, path: str) -> list[str]:
         stds = [s for _, s in reporting.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
         used.append(run.model_dir)
+        recipe = [d for d in reporting.deviations(run.config) if not d.startswith("mixed_precision=")]
+        if reporting.is_finished(run) and not recipe:
+            by_net.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(stds)
     if responses:
         reporting.plot_layer_responses(responses, path)
-    return used
+    return used, reporting.response_claims(by_net)
 
 
 def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: int) -> str:
@@ -66,6 +70,11 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
              "## CIFAR-10 (Table 6)", "", table, ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]
+    claims = reporting.depth_claims(runs)
+    if claims:
+        lines += ["## The paper's claims about depth", "",
+                  "Checked on the finished runs at the paper's recipe and schedule (training error: the mean of the "
+                  "last 2,000 iterations' logged batches; test error: final, means over seeds).", ""] + claims + [""]
     imagenet, imagenet_notes = reporting.imagenet_table(runs)
     if imagenet or imagenet_notes:
         lines += ["## ImageNet (Tables 2-4)", "", imagenet or "(no finished run)", ""]
@@ -87,13 +96,16 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
                               paper_ylim=(20, 60))
         lines += ["## Figure 4", "", "![Figure 4](figure4.png)", ""]
     if data_dir:
-        used = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))
+        used, claims = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))
         if used:
             lines += ["## Figure 7: std of layer responses", "",
                       f"Standard deviation of each 3x3 layer's response (its BN output, before the ReLU) on the "
                       f"first {fig7_images} test images: each channel's std over the images and positions, "
                       "averaged over the channels (the spread of the channel means, set by BN's beta, is left "
                       "out). ![Figure 7](figure7.png)", ""]
+            if claims:
+                lines += ["The paper's claims about the responses (each net's stds averaged over its layers and "
+                          "seeds; runs at the paper's recipe):", ""] + claims + [""]
     lines += ["## Commands", ""]
     for run in runs:
         lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`")

@@ -181,6 +181,27 @@ def test_input_benchmark_times_both_pipelines_and_records_json(tmp_path):
     assert result.stdout.startswith("| pipeline | images/s (median) | runs |")
 
 
+def test_input_benchmark_times_each_repeat_on_a_fresh_iterator():
+    """A pipeline kept open between its repeats fills its prefetch buffers while the other one is timed
+    (the first version measured 488,756 images/s that way); a fresh iterator per repeat cannot."""
+    probe = """
+import tensorflow as tf
+from tools.perf.benchmark_input import alternated
+class Counted:
+    def __init__(self): self.iterators = 0
+    def __iter__(self):
+        self.iterators += 1
+        return iter(tf.data.Dataset.range(1000).batch(4).prefetch(8))
+pipelines = {"a": Counted(), "b": Counted()}
+rates = alternated(pipelines, batches=3, batch_size=4, repeats=3)
+print(pipelines["a"].iterators, pipelines["b"].iterators, len(rates["a"]), len(rates["b"]))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["3", "3", "3", "3"]
+
+
 def test_resume_cost_skips_records_through_the_training_order_and_scales_to_imagenet():
     result = tool("perf.resume_cost", "--records=40", "--record_kb=1", "--files=4", "--shuffle_buffer=16")
     assert result.returncode == 0, result.stderr[-2000:]

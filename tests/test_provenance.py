@@ -224,7 +224,7 @@ def test_the_summary_line_names_segments_reconstructed_afterwards():
 
 
 def test_the_report_says_when_a_run_has_no_provenance(tmp_path):
-    from keras_resnet.reporting import Run
+    from keras_resnet.runs import Run
     assert "not recorded" in Run(str(tmp_path), {}, {}, {}).provenance_line()
     reconstructed = Run(str(tmp_path), {}, {}, {}, {"segments": [_segment()], "reconstructed_from": "the notes"})
     assert reconstructed.provenance_line().startswith("reconstructed from the notes")

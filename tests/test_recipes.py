@@ -283,7 +283,7 @@ def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tin
          "--final_eval_modes=center,ten_crop,multiscale", "--noresize_antialias"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    from keras_resnet.reporting import read_scalars
+    from keras_resnet.runs import read_scalars
     validation = read_scalars(str(run / "validation"))
     assert {"loss", "error", "top5_error"} <= set(validation) and validation["error"][-1][0] == 2
     with open(run / "final_eval.json") as f:

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet import cifar_resnet, reporting
+from keras_resnet import cifar_resnet, figures, reporting
+from keras_resnet import runs as runs_lib
 from tools.report import write_report
 
 
@@ -48,7 +49,7 @@ def fake_run(root, name, depth, residual, seed, test_errors, train_steps=64_000,
 
 
 def table_rows(root):
-    table, notes = reporting.cifar_table(reporting.find_runs(str(root)))
+    table, notes = reporting.cifar_table(runs_lib.find_runs(str(root)))
     return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]], notes
 
 
@@ -110,7 +111,7 @@ def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(
 
 def test_time_to_accuracy_is_the_first_evaluation_at_or_under_the_error_and_the_summed_training_time(tmp_path):
     fake_run(tmp_path, "r20", 20, True, 0, [50.0, 9.5, 10.5, 8.9], wall=3600.0)
-    run, = reporting.find_runs(str(tmp_path))
+    run, = runs_lib.find_runs(str(tmp_path))
     assert reporting.time_to_error(run, 10.0) == (32_000, pytest.approx(2 * 3600.0))
     assert reporting.time_to_error(run, 9.0) == (64_000, pytest.approx(4 * 3600.0))
     assert reporting.time_to_error(run, 5.0) is None
@@ -120,7 +121,7 @@ def test_runs_without_scalars_are_listed_not_dropped(tmp_path):
     fake_run(tmp_path, "ok", 20, True, 0, [10.0])
     os.makedirs(tmp_path / "empty")
     (tmp_path / "empty" / "config.json").write_text(json.dumps({"dataset": "cifar10", "depth": 56}))
-    _, notes = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
+    _, notes = reporting.cifar_table(runs_lib.find_runs(str(tmp_path)))
     assert len(notes) == 1 and "empty" in notes[0] and "missing scalars" in notes[0]
 
 
@@ -142,17 +143,17 @@ def test_runs_gathered_as_symbolic_links_are_found_once_each(tmp_path):
     fake_run(tmp_path / "runs", "r56", 56, True, 0, [9.0])
     os.symlink(tmp_path / "elsewhere" / "r20", tmp_path / "runs" / "r20")
     os.symlink(tmp_path / "runs" / "r56", tmp_path / "runs" / "r56-again")
-    runs = reporting.find_runs(str(tmp_path / "runs"))
+    runs = runs_lib.find_runs(str(tmp_path / "runs"))
     assert sorted(run.config["depth"] for run in runs) == [20, 56]
 
 
 def test_figure6_uses_the_papers_error_axis_only_when_every_curve_ends_inside_it(tmp_path):
     fake_run(tmp_path / "runs", "r20", 20, True, 0, [60.0, 9.0])  # Training curve ends at 14 %.
-    runs = reporting.find_runs(str(tmp_path / "runs"))
-    assert reporting.plot_curves(runs, str(tmp_path / "a.png"), "", paper_ylim=(0, 20)) == (0, 20)
+    runs = runs_lib.find_runs(str(tmp_path / "runs"))
+    assert figures.plot_curves(runs, str(tmp_path / "a.png"), "", paper_ylim=(0, 20)) == (0, 20)
     fake_run(tmp_path / "runs", "p110", 110, False, 0, [80.0, 61.0])  # Plain-110 ends above 60 %.
-    runs = reporting.find_runs(str(tmp_path / "runs"))
-    low, high = reporting.plot_curves(runs, str(tmp_path / "b.png"), "", paper_ylim=(0, 20))
+    runs = runs_lib.find_runs(str(tmp_path / "runs"))
+    low, high = figures.plot_curves(runs, str(tmp_path / "b.png"), "", paper_ylim=(0, 20))
     assert high > 66.0  # Its training curve (66 %) stays on the chart.
 
 
@@ -162,7 +163,7 @@ def test_unfinished_runs_say_at_which_step_their_last_error_was_measured(tmp_pat
     with writer.as_default():
         tf.summary.scalar("error", 9.7, step=8_400)  # Trained on past the last evaluation.
     writer.close()
-    _, notes = reporting.cifar_table(reporting.find_runs(str(tmp_path)))
+    _, notes = reporting.cifar_table(runs_lib.find_runs(str(tmp_path)))
     assert "unfinished at step 8,400 of 64,000, test error 14.17 at step 8,000" in notes[0]
 
 
@@ -172,7 +173,7 @@ def test_depth_claims_name_degradation_and_deeper_residual_nets_with_their_sampl
     fake_run(tmp_path, "p56", 56, False, 0, [50.0, 12.0])
     fake_run(tmp_path, "r20", 20, True, 0, [50.0, 8.5])
     fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.4])
-    lines = reporting.depth_claims(reporting.find_runs(str(tmp_path)))
+    lines = reporting.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert lines[0] == ("- Degradation (Figure 6, left): plain-56 against plain-20: training error 17.00 vs 14.00 % "
                         "(as the paper); test error 12.00 vs 9.00 % (as the paper; difference +3.00, beyond twice its "
                         "sampling error 0.43).")
@@ -187,7 +188,7 @@ def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinishe
     fake_run(tmp_path, "p56", 56, False, 0, [50.0, 9.0])
     fake_run(tmp_path, "p110", 110, False, 0, [50.0, 60.0], train_steps=6_400)  # Short schedule.
     fake_run(tmp_path, "p32", 32, False, 0, [50.0, 30.0], finished=False)
-    line, = reporting.depth_claims(reporting.find_runs(str(tmp_path)))
+    line, = reporting.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert "plain-56 against plain-20: training error 14.00 vs 17.00 % (**not as the paper**)" in line
 
 
@@ -198,11 +199,11 @@ def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinishe
 def test_bad_runs_folder_is_one_clear_error(tmp_path, make, message):
     make(tmp_path / "runs")
     with pytest.raises(ValueError, match=message):
-        reporting.find_runs(str(tmp_path / "runs"))
+        runs_lib.find_runs(str(tmp_path / "runs"))
 
 
 def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():
-    names = reporting.response_layers(cifar_resnet(8, shortcut="B"))
+    names = figures.response_layers(cifar_resnet(8, shortcut="B"))
     assert names == ["conv1_bn", "conv2_1_1_bn", "conv2_1_2_bn", "conv3_1_1_bn", "conv3_1_2_bn",
                      "conv4_1_1_bn", "conv4_1_2_bn"]
 
@@ -213,8 +214,8 @@ def test_figure7_response_std_is_per_channel_then_averaged_and_pooled_on_request
     bn = model.get_layer("conv3_1_2_bn")  # Channel means far apart: the two measures must differ.
     bn.beta.assign(np.linspace(-3.0, 3.0, bn.beta.shape[0]).astype("float32"))
     images = np.random.default_rng(0).normal(size=(7, 32, 32, 3)).astype("float32")
-    per_channel = dict(reporting.layer_response_std(model, images, batch_size=3))
-    pooled = dict(reporting.layer_response_std(model, images, batch_size=3, per_channel=False))
+    per_channel = dict(figures.layer_response_std(model, images, batch_size=3))
+    pooled = dict(figures.layer_response_std(model, images, batch_size=3, per_channel=False))
     for name in ("conv1_bn", "conv3_1_2_bn"):
         out = np.asarray(keras.Model(model.inputs[0], model.get_layer(name).output)(images, training=False), np.float64)
         assert per_channel[name] == pytest.approx(float(out.std(axis=(0, 1, 2)).mean()), rel=1e-5)
@@ -229,7 +230,7 @@ def test_resumed_runs_keep_the_last_value_of_a_rewritten_step(tmp_path):
         tf.summary.scalar("loss", 2.0, step=5)
         tf.summary.scalar("loss", 3.0, step=6)
     writer.close()
-    assert reporting.read_scalars(str(tmp_path))["loss"] == [(5, 2.0), (6, 3.0)]
+    assert runs_lib.read_scalars(str(tmp_path))["loss"] == [(5, 2.0), (6, 3.0)]
 
 
 def imagenet_run(root, name, depth, stride_on, top1, finished=True, **experiment):
@@ -254,7 +255,7 @@ def test_imagenet_rows_name_the_stride_placement_and_compare_only_the_papers(tmp
     imagenet_run(tmp_path, "paper", 50, "1x1", 23.0)
     imagenet_run(tmp_path, "v15", 50, "3x3", 22.5)
     imagenet_run(tmp_path, "running", 50, "1x1", 40.0, finished=False)
-    table, notes = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    table, notes = reporting.imagenet_table(runs_lib.find_runs(str(tmp_path)))
     rows = {r[1]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])}
     assert set(rows) == {"1x1 (paper)", "3x3 (v1.5)"}
     assert rows["1x1 (paper)"][2] == "22.85/6.71" and rows["1x1 (paper)"][7] == "none"
@@ -266,7 +267,7 @@ def test_an_imagenet_run_whose_bn_saw_another_batch_than_32_is_flagged(tmp_path)
     # Goyal et al. 2017 (the same group): 8 GPUs of 32, BN over each GPU's 32 images.
     imagenet_run(tmp_path, "paper", 50, "1x1", 23.0)
     imagenet_run(tmp_path, "whole", 50, "1x1", 23.5, bn_group_size=None)
-    table, _ = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    table, _ = reporting.imagenet_table(runs_lib.find_runs(str(tmp_path)))
     differences = sorted(c.strip() for c in (line.strip("|").split("|")[7] for line in table.splitlines()[2:]))
     assert differences == ["bn_group_size=None (paper: 32)", "none"]
 
@@ -282,7 +283,7 @@ def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypat
         ("normalise", normalization)) or tf.data.Dataset.from_tensors((np.zeros((2, 32, 32, 3), "float32"), [0, 0])))
     folder = fake_run(tmp_path, "val", 8, True, 0, [50.0], protocol="validation", normalization="channel_mean_std")
     cifar_resnet(8, classifier_activation=None).save(os.path.join(folder, "model.keras"))
-    used, claims = figure7(reporting.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
+    used, claims = figure7(runs_lib.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
     assert used == [folder] and claims == []  # Not the paper's recipe (45k/5k protocol): no claim from it.
     assert calls == [("load", "train[90%:]", "train[:90%]"), ("normalise", "channel_mean_std")]
 
@@ -304,7 +305,7 @@ def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(
         tf.summary.scalar("error", 12.0, step=32_000)
         tf.summary.scalar("error", 8.5, step=64_000)
     writer.close()
-    rows = reporting.time_to_accuracy_table(reporting.find_runs(str(tmp_path))).splitlines()[2:]
+    rows = reporting.time_to_accuracy_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     assert [c[1] for c in cells] == ["test", "test_subset"]
     assert cells[0][2] == "not reached" and cells[1][2:6] == ["64,000", "0.03 h", "64,000", "0.03 h"]
@@ -326,13 +327,13 @@ def test_a_run_evaluated_on_a_subset_gets_a_second_table6_row_for_those_images(t
 
 def test_a_reevaluated_final_model_gives_the_rows_error_and_says_on_what_data(tmp_path):
     folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 17.14])  # Logged on damaged test images.
-    with open(os.path.join(folder, reporting.REEVALUATION_FILE), "w") as f:
+    with open(os.path.join(folder, runs_lib.REEVALUATION_FILE), "w") as f:
         json.dump({"split": "test", "error": 8.48, "masked_error": 7.7,
                    "data": {"summary": "cifar10, every .bin has the official md5"}}, f)
     (cells, subset), _ = table_rows(tmp_path)
     assert cells[2] == "8.48 +- 0.00" and cells[5] == "-0.27" and subset[2] == "7.70 +- 0.00"
     assert "reevaluation.json" in cells[7] and "every .bin has the official md5" in cells[7]
-    assert reporting.find_runs(str(tmp_path))[0].final("test") == pytest.approx(17.14)  # The curve stays as logged.
+    assert runs_lib.find_runs(str(tmp_path))[0].final("test") == pytest.approx(17.14)  # The curve stays as logged.
 
 
 def test_the_report_has_a_provenance_line_per_run(tmp_path):
@@ -367,7 +368,7 @@ def test_an_events_file_damaged_inside_is_one_error_naming_it(tmp_path):
     payload[len(payload) // 2] ^= 0xFF  # One flipped byte: its record's checksum fails.
     open(path, "wb").write(bytes(payload))
     with pytest.raises(ValueError, match=rf"^{path} is damaged \(corrupted record at \d+\): restore it"):
-        reporting.find_runs(str(tmp_path))
+        runs_lib.find_runs(str(tmp_path))
 
 
 def test_an_events_file_cut_at_the_end_is_read_up_to_the_cut(tmp_path):
@@ -375,7 +376,7 @@ def test_an_events_file_cut_at_the_end_is_read_up_to_the_cut(tmp_path):
     path = _event_file(fake_run(tmp_path, "r20", 20, True, 0, [50.0, 20.0, 8.0]))
     payload = open(path, "rb").read()
     open(path, "wb").write(payload[:-5])
-    (run,) = reporting.find_runs(str(tmp_path))
+    (run,) = runs_lib.find_runs(str(tmp_path))
     assert [e for _, e in run.scalars["test"]["error"]] == [50.0, 20.0]
 
 
@@ -384,12 +385,12 @@ def test_a_damaged_config_json_in_a_report_is_one_error_naming_it(tmp_path):
     with open(os.path.join(folder, "config.json"), "w") as f:
         f.write('{"depth": 2')
     with pytest.raises(ValueError, match=rf"^{os.path.join(folder, 'config.json')} is damaged"):
-        reporting.find_runs(str(tmp_path))
+        runs_lib.find_runs(str(tmp_path))
 
 
 def test_the_18_layer_imagenet_nets_are_compared_with_table_2(tmp_path):
     imagenet_run(tmp_path, "r18", 18, "1x1", 28.0, shortcut="A")
     imagenet_run(tmp_path, "p18", 18, "1x1", 28.5, residual=False, shortcut="A")
-    table, _ = reporting.imagenet_table(reporting.find_runs(str(tmp_path)))
+    table, _ = reporting.imagenet_table(runs_lib.find_runs(str(tmp_path)))
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:])}
     assert rows["ResNet-18 (A)"][2] == "27.88/-" and rows["plain-18"][2] == "27.94/-"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_resnet import run_config, train_step, training
-from keras_resnet.reporting import read_scalars
+from keras_resnet.runs import read_scalars
 from keras_resnet.schedules import PaperSchedule, PlateauDecay
 from keras_resnet.tasks import IMAGENET_PLATEAU, IMAGENET_STEPS, experiment_hparams, imagenet_train_config
 from keras_resnet.tasks import ImagenetExperiment

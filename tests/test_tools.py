@@ -110,7 +110,7 @@ def _run_with_old_hparams(run):
 def test_slim_run_keeps_scalars_text_and_wall_times_and_drops_the_graph(tmp_path):
     import tensorflow as tf
 
-    from keras_resnet.reporting import read_scalars
+    from keras_resnet.runs import read_scalars
 
     run = tmp_path / "run"
     _run_with_old_hparams(run)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras
 from keras_resnet import cifar_resnet, run_config, training
-from keras_resnet.reporting import read_scalars
+from keras_resnet.runs import read_scalars
 from keras_resnet.schedules import PaperSchedule, WarmUp, scale_boundaries
 from keras_resnet.tasks import CifarExperiment, cifar_train_config, experiment_hparams
 from training_helpers import dense_model, tiny_config, tiny_task

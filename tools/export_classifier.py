@@ -24,11 +24,12 @@ _OUT = flags.DEFINE_string("out", None, "Where to write it (default: <model_dir>
 def export_run(model_dir: str, data_dir: str | None, out: str | None = None) -> str:
 
     import keras_resnet.layers  # noqa: F401  (registers the package's layers for loading)
-    from keras_resnet import reporting, tasks
+    from keras_resnet import runs as runs_lib
+    from keras_resnet import tasks
     from keras_resnet.data.cifar10 import pixel_statistics
     from keras_resnet.export import cifar10_classifier, load_saved_model
 
-    config = reporting.read_config(model_dir)
+    config = runs_lib.read_config(model_dir)
     net_path = os.path.join(model_dir, "model.keras")
     if config.get("dataset") != "cifar10" or not os.path.exists(net_path):
         raise ValueError(f"--model_dir={model_dir} is not a finished CIFAR-10 run (needs config.json of a "

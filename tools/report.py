@@ -14,7 +14,8 @@ import os
 from absl import flags
 
 from keras_resnet import cli
-from keras_resnet import reporting
+from keras_resnet import figures, reporting
+from keras_resnet import runs as runs_lib
 
 _RUNS = flags.DEFINE_string("runs", None, "Folder holding run folders (each with config.json).", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder).")
@@ -41,20 +42,20 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
         held_out = load_cifar10(eval_split, data_dir, train_split=train_split)
         normalization = run.config.get("normalization", "pixel_mean")
         x = next(iter(cifar10_eval_dataset(held_out, images, normalization).take(1)))[0].numpy()
-        label = f"{reporting.run_label(run.config)} (seed {run.config.get('seed')})"
-        stds = [s for _, s in reporting.layer_response_std(keras.models.load_model(model_path), x)]
+        label = f"{runs_lib.run_label(run.config)} (seed {run.config.get('seed')})"
+        stds = [s for _, s in figures.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
         used.append(run.model_dir)
         recipe = [d for d in reporting.deviations(run.config) if not d.startswith("mixed_precision=")]
-        if reporting.is_finished(run) and not recipe:
+        if runs_lib.is_finished(run) and not recipe:
             by_net.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(stds)
     if responses:
-        reporting.plot_layer_responses(responses, path)
+        figures.plot_layer_responses(responses, path)
     return used, reporting.response_claims(by_net)
 
 
 def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: int) -> str:
-    runs = reporting.find_runs(runs_root)
+    runs = runs_lib.find_runs(runs_root)
     os.makedirs(out, exist_ok=True)
     table, notes = reporting.cifar_table(runs)
     lines = [f"# Reproduction report for `{runs_root}`", "",
@@ -87,12 +88,12 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
                   "(DAWNBench style; evaluated every `eval_every` iterations).", "",
                   reporting.time_to_accuracy_table(cifar_runs), ""]
     if cifar_runs:
-        reporting.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)",
+        figures.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)",
                               paper_ylim=(0, 20))
         lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", ""]
     imagenet_runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
     if imagenet_runs:
-        reporting.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)",
+        figures.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)",
                               paper_ylim=(20, 60))
         lines += ["## Figure 4", "", "![Figure 4](figure4.png)", ""]
     if data_dir:

@@ -51,7 +51,7 @@ def slim_copy(src: str, dst: str, with_checkpoint: bool = False) -> list[str]:
             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
             written.append(os.path.join(dst, name))
     from keras_resnet import tensorboard_hparams
-    from keras_resnet.reporting import SPLITS
+    from keras_resnet.runs import SPLITS
 
     for split in SPLITS:
         folder = os.path.join(src, split)

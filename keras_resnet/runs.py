@@ -1,0 +1,175 @@
+"""Reading runs back: scalars from TensorBoard event files, and per-run metadata.
+
+The training loop writes scalars ``loss``, ``error`` (percent),
+``learning_rate`` and ``images_per_second`` into ``<model_dir>/train`` and
+``loss``/``error`` into ``<model_dir>/<evaluation>`` (``test``, ``validation``);
+these are the names read here. What is made of them: ``keras_resnet.reporting`` (tables
+beside the paper's) and ``keras_resnet.figures``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+import tensorflow as tf
+
+
+def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` of every scalar summary in ``logdir``, sorted by step.
+
+    A step written twice (a run resumed from an earlier checkpoint) keeps its last value.
+    """
+    from tensorboard.backend.event_processing import event_accumulator
+    for path in sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        check_event_file(path)
+    acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    scalars = {}
+    for tag in acc.Tags()["tensors"]:
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
+            continue
+        by_step = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+        scalars[tag] = sorted(by_step.items())
+    return scalars
+
+
+def check_event_file(path: str) -> None:
+    """``ValueError`` (one line, naming the file) when a TensorBoard events file is damaged inside.
+
+    TensorBoard silently stops reading at a damaged record, so a report would show a curve cut short
+    without saying so. A file that merely ends in a truncated record (a run still writing it, or a
+    copy cut at the end) is accepted: everything before the cut is read, as TensorBoard does."""
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            pass
+    except tf.errors.DataLossError as e:
+        message = e.message or str(e)
+        if "truncated record" in message:
+            return
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", message).split(" [Op:")[0].strip()
+        raise ValueError(f"{path} is damaged ({reason}): restore it from a copy, or move it out of the run "
+                         "directory to report without it") from None
+
+
+def read_config(model_dir: str) -> dict:
+    """The run's ``config.json`` (its hparams), or ``{}``."""
+    path = os.path.join(model_dir, "config.json")
+    return _read_json(path) if os.path.exists(path) else {}
+
+
+def _read_json(path: str) -> dict:
+    """A run's JSON file; ``ValueError`` naming it when it is damaged."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({getattr(e, 'msg', e)}): restore it from a copy, or move the run "
+                         "out of the folder to report without it") from None
+
+
+# The event folders a run may have: training, the held-out split, and its masked subset
+# (``--eval_subset_mask``, e.g. the 1,000 pixel-exact test images of this project's CIFAR-10 copy).
+SPLITS = ("train", "test", "validation", "test_subset", "validation_subset")
+REEVALUATION_FILE = "reevaluation.json"  # tools.evaluate --json of the run's final model, on other data.
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run read back from its ``model_dir``."""
+
+    model_dir: str
+    config: dict
+    scalars: dict[str, dict[str, list[tuple[int, float]]]]  # split -> tag -> [(step, value)]
+    stats: dict
+    provenance: dict | None = None  # provenance.json: {"segments": [...]}, None where not recorded.
+    reevaluation: dict | None = None  # reevaluation.json: tools.evaluate's JSON of the final model.
+
+    def final_error(self, split: str) -> float | None:
+        """The final error on ``split``: from ``reevaluation.json`` where the final model was
+        evaluated again (on other data than the run's curves, e.g. a corrected test set), else the
+        last logged value."""
+        again = self.reevaluation or {}
+        if again.get("split") == split and "error" in again:
+            return again["error"]
+        if split.endswith("_subset") and again.get("split") == split[:-len("_subset")] and "masked_error" in again:
+            return again["masked_error"]
+        return self.final(split)
+
+    def reevaluation_note(self) -> str | None:
+        """How a re-evaluated row differs from the run's own curves, or ``None``."""
+        if not self.reevaluation:
+            return None
+        data = (self.reevaluation.get("data") or {}).get("summary", "the data named in reevaluation.json")
+        return (f"final error from reevaluation.json: the final model tested again on {data} "
+                "(the curves and time to accuracy are as logged during the run)")
+
+    def provenance_line(self) -> str:
+        """One line of what produced the run (``keras_resnet.provenance.summary``), loudly marked
+        when its segments differ in code, libraries, device class, precision or data."""
+        from keras_resnet import provenance
+        if self.provenance is None:
+            return "provenance not recorded (the run predates provenance.json)"
+        line = provenance.summary(self.provenance["segments"])
+        note = self.provenance.get("reconstructed_from")
+        return f"reconstructed from {note}, never recorded by the run: {line}" if note else line
+
+    @property
+    def final_step(self) -> int:
+        steps = [s for tags in self.scalars.values() for points in tags.values() for s, _ in points]
+        return max(steps, default=0)
+
+    def final(self, split: str, tag: str = "error") -> float | None:
+        """The value at the last logged step: the paper reports the final iteration."""
+        points = self.scalars.get(split, {}).get(tag)
+        return points[-1][1] if points else None
+
+    @property
+    def eval_split(self) -> str:
+        return next((s for s in ("test", "validation") if s in self.scalars), "test")
+
+
+def find_runs(root: str) -> list[Run]:
+    """Every run under ``root`` (folders holding a ``config.json``), sorted by path.
+
+    Symbolic links are followed, so a report can gather runs from several places into one folder of links
+    (``ln -s ../cifar10-resnet20-64k/resnet20-seed0 runs/``); a folder reached twice is read once.
+
+    Raises ``ValueError`` (one line) when ``root`` is missing or holds no run.
+    """
+    if not os.path.isdir(root):
+        raise ValueError(f"--runs={root} is not a directory")
+    runs, seen = [], set()
+    for folder, _, files in sorted(os.walk(root, followlinks=True)):
+        if "config.json" not in files or os.path.realpath(folder) in seen:
+            continue
+        seen.add(os.path.realpath(folder))
+        scalars = {split: read_scalars(os.path.join(folder, split))
+                   for split in SPLITS if os.path.isdir(os.path.join(folder, split))}
+        stats = {}
+        for name in ("stats.json", "final_eval.json"):
+            if os.path.exists(os.path.join(folder, name)):
+                stats.update(_read_json(os.path.join(folder, name)))
+        from keras_resnet import provenance
+        again = None
+        if os.path.exists(os.path.join(folder, REEVALUATION_FILE)):
+            again = _read_json(os.path.join(folder, REEVALUATION_FILE))
+        runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder), again))
+    if not runs:
+        raise ValueError(f"--runs={root} holds no run (no config.json below it)")
+    return runs
+
+
+def run_label(config: dict) -> str:
+    kind = "ResNet" if config.get("residual", True) else "plain"
+    shortcut = config.get("shortcut")
+    suffix = f" ({shortcut})" if config.get("residual", True) and shortcut and not (
+        config.get("dataset") == "cifar10" and shortcut == "A") else ""
+    return f"{kind}-{config.get('depth')}{suffix}"
+
+
+def is_finished(run: Run) -> bool:
+    """Finished runs have ``stats.json`` with ``complete`` true; only they are compared."""
+    return bool(run.stats.get("complete"))

@@ -10,6 +10,9 @@ subtracts::
     model = keras_resnet.cifar_resnet(20, weights="cifar10")
     probabilities = model(keras_resnet.cifar10_preprocessing()(images_0_255))
 
+What is shipped, and how well each net does, is listed in ``weights/cifar10.json``; a finished run's net is
+added with ``python -m tools.ship_weights`` (``keras_resnet.export.ship_cifar10_weights``).
+
 Every ``.weights.h5`` written by this package records which net it is for (``mark_weights``), and
 the builders refuse it for another one (``check_weights_fit``): nets of the same shapes can compute
 different functions (the 1x1 and 3x3 stride placements; a plain net and its residual twin).

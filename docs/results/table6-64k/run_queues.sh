@@ -4,7 +4,7 @@
 # checkpoint, a finished run returns at once, and a queue stops at a run that was interrupted.
 # A run named in both queues (ResNet-20, rerun here so that Figure 6 has its test curve on the exact
 # test set) is trained by whichever queue reaches it first: each run holds a lock (flock) on
-# $RUNS/<name>.lock while it trains, and a queue that finds the lock taken goes on to its next run.
+# $RUNS/<name>.lock from its restore to its end, and a queue that finds it taken goes on to its next run.
 #   CODE=<checkout to run> DATA=<TFDS data_dir> RUNS=<runs folder, outside the repository> ./run_queues.sh
 # On the development machine: CODE=/work/runs/code (a git worktree of this repository, detached at the
 # commit the runs started with) DATA=/work/runs/tfds RUNS=/work/runs/table6, started with
@@ -19,13 +19,17 @@ queue() {  # core, then one "model_dir name:flags" per run
   local core=$1; shift
   for spec in "$@"; do
     name=${spec%%:*}; args=${spec#*:}
-    if [ ! -e "$RUNS/$name" ] && [ -d "$SAVED/$name/checkpoints" ]; then
-      cp -r "$SAVED/$name" "$RUNS/$name"
-      echo "$(date -u +%FT%TZ) $name restored from $SAVED/$name ($(cat "$SAVED/$name/checkpoints/checkpoint" | head -1))" >> "$RUNS/queue$core.log"
-    fi
-    echo "$(date -u +%FT%TZ) start $name on core $core" >> "$RUNS/queue$core.log"
-    flock -n -E 75 "$RUNS/$name.lock" taskset -c "$core" "$PY" -m recipes.cifar10 $args --data_dir="$DATA" \
-        --mixed_precision=auto --model_dir="$RUNS/$name" >> "$RUNS/$name.log" 2>&1
+    (  # Holds the run's lock (fd 9, inherited by the recipe) from its restore to its end.
+      flock -n 9 || exit 75
+      if [ ! -e "$RUNS/$name" ] && [ -d "$SAVED/$name/checkpoints" ]; then
+        cp -r "$SAVED/$name" "$RUNS/$name"
+        echo "$(date -u +%FT%TZ) $name restored from $SAVED/$name ($(head -1 "$SAVED/$name/checkpoints/checkpoint"))" \
+            >> "$RUNS/queue$core.log"
+      fi
+      echo "$(date -u +%FT%TZ) start $name on core $core" >> "$RUNS/queue$core.log"
+      exec taskset -c "$core" "$PY" -m recipes.cifar10 $args --data_dir="$DATA" --mixed_precision=auto \
+          --model_dir="$RUNS/$name" >> "$RUNS/$name.log" 2>&1
+    ) 9> "$RUNS/$name.lock"
     rc=$?
     if [ $rc -eq 75 ]; then
       echo "$(date -u +%FT%TZ) $name is being trained by the other queue; next" >> "$RUNS/queue$core.log"

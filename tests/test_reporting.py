@@ -308,7 +308,21 @@ def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(
     rows = reporting.time_to_accuracy_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     assert [c[1] for c in cells] == ["test", "test_subset"]
-    assert cells[0][2] == "not reached" and cells[1][2:6] == ["64,000", "0.03 h", "64,000", "0.03 h"]
+    assert cells[0][2] == "not reached" and cells[1][2:8] == ["64,000", "0.03 h", "0.03 h", "64,000", "0.03 h", "0.03 h"]
+
+
+def test_time_at_median_speed_leaves_out_a_paused_interval(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [50.0, 40.0, 20.0, 9.5])  # Evaluated every 16,000.
+    writer = tf.summary.create_file_writer(os.path.join(folder, "train"))
+    with writer.as_default():
+        for step, ips in ((16_000, 512.0), (32_000, 512.0), (48_000, 2.0), (64_000, 512.0)):  # 48k: paused.
+            tf.summary.scalar("images_per_second", ips, step=step)
+    writer.close()
+    run, = runs_lib.find_runs(str(tmp_path))
+    assert reporting.time_to_error(run, 10.0)[1] == pytest.approx(3 * 4000.0 + 16_000 * 128 / 2.0)
+    assert reporting.median_speed_seconds(run, 64_000) == pytest.approx(64_000 * 128 / 512.0)
+    row = reporting.time_to_accuracy_table([run]).splitlines()[2]
+    assert "| 64,000 | 287.78 h | 4.44 h |" in row
 
 
 def test_a_run_evaluated_on_a_subset_gets_a_second_table6_row_for_those_images(tmp_path):

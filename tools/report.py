@@ -85,7 +85,9 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
         lines += ["## Time to accuracy", "",
                   "Iterations and hours of training (summed over the logged intervals, so pauses between "
                   "sessions do not count) until the test accuracy first reaches 90 % and 91 % "
-                  "(DAWNBench style; evaluated every `eval_every` iterations).", "",
+                  "(DAWNBench style; evaluated every `eval_every` iterations); \"at median speed\": the same "
+                  "iterations at the run's median logged images/s, leaving out intervals slowed by other work "
+                  "on a shared machine or paused inside.", "",
                   reporting.time_to_accuracy_table(cifar_runs), ""]
     if cifar_runs:
         figures.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)",

@@ -147,7 +147,7 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
             if policy == dtype:  # The weights are the run's net: same logits, same precision.
                 sample = test.images[:batch_size].astype(np.float32)
                 ours = predict(sample).numpy()
-                theirs = tf.cast(net(preprocessing(sample), training=False), tf.float32).numpy()
+                theirs = tf.function(lambda x: tf.cast(net(preprocessing(x), training=False), tf.float32))(sample).numpy()
                 if not np.allclose(ours, theirs, atol=1e-4):
                     raise ValueError(f"the weights saved from {model_dir}/model.keras do not reproduce its logits "
                                      f"(up to {np.abs(ours - theirs).max():.3g} apart); nothing was shipped")

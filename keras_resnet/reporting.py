@@ -201,6 +201,7 @@ def depth_claims(runs: list[Run]) -> list[str]:
     for run in runs:
         config = run.config
         if (config.get("dataset") == "cifar10" and is_finished(run) and config.get("protocol", "test") == "test"
+                and final_training_error(run) is not None and run.final_error(run.eval_split) is not None
                 and not [d for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)]
                 and (not config.get("residual", True) or config.get("shortcut") == "A")):
             nets.setdefault((config.get("residual", True), config.get("depth")), []).append(run)

@@ -188,6 +188,10 @@ def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinishe
     fake_run(tmp_path, "p56", 56, False, 0, [50.0, 9.0])
     fake_run(tmp_path, "p110", 110, False, 0, [50.0, 60.0], train_steps=6_400)  # Short schedule.
     fake_run(tmp_path, "p32", 32, False, 0, [50.0, 30.0], finished=False)
+    os.makedirs(tmp_path / "p44")  # Finished, but its event files are lost: left out, not a crash.
+    (tmp_path / "p44" / "config.json").write_text((tmp_path / "p20" / "config.json").read_text().replace(
+        '"depth": 20', '"depth": 44'))
+    (tmp_path / "p44" / "stats.json").write_text(json.dumps({"complete": True}))
     line, = reporting.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert "plain-56 against plain-20: training error 14.00 vs 17.00 % (**not as the paper**)" in line
 

@@ -386,7 +386,13 @@ def cifar10_train_dataset(
     ds = _global_batches(len(data), global_batch_size, seed, start_step)
     ds = ds.map(draw).unbatch().batch(per_replica, drop_remainder=True)
     ds = ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Without tf.data's autotuning thread (AUTOTUNE then means the core count, and the prefetch buffer
+    # grows on its own): the pipeline has 100x the speed training needs either way (about 100,000
+    # images/s on 2 Zen 4 cores with or without it), and on TF 2.21 deleting an iterator waits for that
+    # thread, which held a run's exit after Ctrl-C or SIGTERM for 10-45 s (median 2.6 s without it).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def cifar10_eval_dataset(data: CifarData, batch_size: int, normalization: str = "pixel_mean") -> tf.data.Dataset:

@@ -190,6 +190,14 @@ def _test_set_error_se(error: float, images: int = 10_000) -> float:
     return 100.0 * (p * (1.0 - p) / images) ** 0.5
 
 
+def at_paper_recipe(run: Run) -> bool:
+    """A finished CIFAR-10 run of the paper's recipe and schedule (any precision): the runs the
+    paper's claims are checked on."""
+    config = run.config
+    return (config.get("dataset") == "cifar10" and is_finished(run)  # deviations() covers protocol and shortcut.
+            and not [d for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)])
+
+
 def depth_claims(runs: list[Run]) -> list[str]:
     """The paper's claims about depth (section 4.2, Table 6, Figure 6), checked on the finished
     CIFAR-10 runs that follow the paper's recipe and schedule (mixed precision allowed), one
@@ -199,12 +207,9 @@ def depth_claims(runs: list[Run]) -> list[str]:
     the test set (binomial, one run per net), so a difference within it is not read as a win."""
     nets: dict[tuple[bool, int], list[Run]] = {}
     for run in runs:
-        config = run.config
-        if (config.get("dataset") == "cifar10" and is_finished(run) and config.get("protocol", "test") == "test"
-                and final_training_error(run) is not None and run.final_error(run.eval_split) is not None
-                and not [d for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)]
-                and (not config.get("residual", True) or config.get("shortcut") == "A")):
-            nets.setdefault((config.get("residual", True), config.get("depth")), []).append(run)
+        if (at_paper_recipe(run) and final_training_error(run) is not None
+                and run.final_error(run.eval_split) is not None):
+            nets.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(run)
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     test = {k: mean([r.final_error(r.eval_split) for r in v]) for k, v in nets.items()}
     train = {k: mean([final_training_error(r) for r in v]) for k, v in nets.items()}

@@ -46,8 +46,7 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
         stds = [s for _, s in figures.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
         used.append(run.model_dir)
-        recipe = [d for d in reporting.deviations(run.config) if not d.startswith("mixed_precision=")]
-        if runs_lib.is_finished(run) and not recipe:
+        if reporting.at_paper_recipe(run):
             by_net.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(stds)
     if responses:
         figures.plot_layer_responses(responses, path)

@@ -61,12 +61,27 @@ def deviations(config: dict) -> list[str]:
 
 
 def _group(runs: list[Run]) -> dict[tuple, list[Run]]:
-    """Finished runs grouped by their whole configuration except the seed."""
+    """Runs grouped by their whole configuration except the seed."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         key = tuple(sorted((k, json.dumps(v)) for k, v in _row_config(run.config).items()))
         groups.setdefault(key, []).append(run)
     return groups
+
+
+def figure_runs(runs: list[Run]) -> list[Run]:
+    """The runs whose curves Figures 4 and 6 draw: one per net, as the paper draws them.
+
+    Of the runs of one configuration (every trained setting but the seed), finished or not, the one
+    with the lowest seed among those whose curves were logged on the data their errors are reported on;
+    a run with ``reevaluation.json`` (its final model tested again on other data, e.g. a corrected test
+    set) is drawn only when its configuration has no other run.
+    """
+    chosen = []
+    for members in _group(runs).values():
+        pool = [r for r in members if not r.reevaluation] or members
+        chosen.append(min(pool, key=lambda r: (r.config.get("seed") or 0, r.model_dir)))
+    return sorted(chosen, key=lambda r: r.model_dir)
 
 
 def _unfinished_notes(runs: list[Run]) -> list[str]:
@@ -310,7 +325,8 @@ def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
                 steady = median_speed_seconds(run, hit[0]) if hit else None
                 cells += ([f"{hit[0]:,}", f"{hit[1] / 3600:.2f} h", f"{steady / 3600:.2f} h" if steady else "-"]
                           if hit else ["not reached", "-", "-"])
-            rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {split} | {' | '.join(cells)} |")
+            where = f"{split}, as logged (the final error is from reevaluation.json)" if run.reevaluation else split
+            rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {where} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 

@@ -157,6 +157,32 @@ def test_figure6_uses_the_papers_error_axis_only_when_every_curve_ends_inside_it
     assert high > 66.0  # Its training curve (66 %) stays on the chart.
 
 
+def _reevaluated(folder, error=8.48):
+    with open(os.path.join(folder, runs_lib.REEVALUATION_FILE), "w") as f:
+        json.dump({"split": "test", "error": error, "data": {"summary": "cifar10, every .bin has the official md5"}}, f)
+
+
+def test_figures_draw_one_run_per_net_the_lowest_seed_logged_on_the_reported_data(tmp_path):
+    _reevaluated(fake_run(tmp_path, "r20-s0", 20, True, 0, [50.0, 17.0]))  # Curves logged on other data.
+    fake_run(tmp_path, "r20-s2", 20, True, 2, [50.0, 9.0])
+    fake_run(tmp_path, "r20-s1", 20, True, 1, [50.0, 12.0], finished=False, reached=32_000)
+    fake_run(tmp_path, "r56-s3", 56, True, 3, [50.0, 7.0])
+    _reevaluated(fake_run(tmp_path, "r110-s0", 110, True, 0, [50.0, 17.0]))  # Its net's only run.
+    fake_run(tmp_path, "r20-lr", 20, True, 0, [50.0, 9.0], lr=0.2)  # Another configuration.
+    drawn = reporting.figure_runs(runs_lib.find_runs(str(tmp_path)))
+    assert sorted(os.path.basename(r.model_dir) for r in drawn) == ["r110-s0", "r20-lr", "r20-s1", "r56-s3"]
+
+
+def test_the_report_names_the_runs_drawn_and_the_curves_logged_on_other_data(tmp_path):
+    runs = tmp_path / "runs"
+    _reevaluated(fake_run(runs, "r20-s0", 20, True, 0, [50.0, 17.0]))
+    fake_run(runs, "r20-s1", 20, True, 1, [50.0, 9.0])
+    text = open(write_report(str(runs), str(tmp_path / "out"), None, 10)).read()
+    assert f"ResNet-20: seed 1 (`{runs / 'r20-s1'}`)" in text and "seed 0 (`" not in text
+    assert "| ResNet-20 (seed 0) | test, as logged (the final error is from reevaluation.json) |" in text
+    assert "| ResNet-20 (seed 1) | test |" in text
+
+
 def test_unfinished_runs_say_at_which_step_their_last_error_was_measured(tmp_path):
     fake_run(tmp_path, "r110", 110, True, 0, [50.0, 14.17], finished=False, reached=8_000)
     writer = tf.summary.create_file_writer(str(tmp_path / "r110" / "train"))

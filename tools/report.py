@@ -53,6 +53,12 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
     return used, reporting.response_claims(by_net)
 
 
+def _drawn_line(drawn) -> str:
+    return ("One run per net, as the paper draws them (`reporting.figure_runs`: the lowest seed whose curves "
+            "were logged on the data its errors are reported on): " +
+            "; ".join(f"{runs_lib.run_label(r.config)}: seed {r.config.get('seed')} (`{r.model_dir}`)" for r in drawn) + ".")
+
+
 def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: int) -> str:
     runs = runs_lib.find_runs(runs_root)
     os.makedirs(out, exist_ok=True)
@@ -89,14 +95,15 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
                   "on a shared machine or paused inside.", "",
                   reporting.time_to_accuracy_table(cifar_runs), ""]
     if cifar_runs:
-        figures.plot_curves(cifar_runs, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)",
-                              paper_ylim=(0, 20))
-        lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", ""]
+        drawn = reporting.figure_runs(cifar_runs)
+        figures.plot_curves(drawn, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)", paper_ylim=(0, 20))
+        lines += ["## Figure 6: training (dashed) and test (solid) error", "", "![Figure 6](figure6.png)", "",
+                  _drawn_line(drawn), ""]
     imagenet_runs = [r for r in runs if r.config.get("dataset") == "imagenet2012"]
     if imagenet_runs:
-        figures.plot_curves(imagenet_runs, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)",
-                              paper_ylim=(20, 60))
-        lines += ["## Figure 4", "", "![Figure 4](figure4.png)", ""]
+        drawn = reporting.figure_runs(imagenet_runs)
+        figures.plot_curves(drawn, os.path.join(out, "figure4.png"), "ImageNet (Figure 4 layout)", paper_ylim=(20, 60))
+        lines += ["## Figure 4", "", "![Figure 4](figure4.png)", "", _drawn_line(drawn), ""]
     if data_dir:
         used, claims = figure7(runs, data_dir, fig7_images, os.path.join(out, "figure7.png"))
         if used:

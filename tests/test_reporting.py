@@ -138,6 +138,13 @@ def test_report_writes_markdown_and_figure(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_report_of_unfinished_runs_only_says_there_is_no_finished_run_yet(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "r56", 56, True, 0, [60.0, 14.0], finished=False, reached=24_000)
+    text = open(write_report(str(runs), str(tmp_path / "out"), None, 10)).read()
+    assert "(no finished run yet)" in text and "| ResNet-56 |" not in text and "unfinished at step 24,000" in text
+
+
 def test_runs_gathered_as_symbolic_links_are_found_once_each(tmp_path):
     fake_run(tmp_path / "elsewhere", "r20", 20, True, 0, [10.0])
     fake_run(tmp_path / "runs", "r56", 56, True, 0, [9.0])

@@ -73,7 +73,7 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
              "subset of the test images; mixed-precision rows (bfloat16 compute, float32 weights) are compared, "
              "their precision named in the last column. A best of n runs is compared with the paper's best of 5 "
              "only when n >= 5.", "",
-             "## CIFAR-10 (Table 6)", "", table, ""]
+             "## CIFAR-10 (Table 6)", "", table if len(table.splitlines()) > 2 else "(no finished run yet)", ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]
     claims = reporting.depth_claims(runs)

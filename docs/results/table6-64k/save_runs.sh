@@ -1,7 +1,8 @@
 #!/bin/bash
 # End of a session: stop the runs (each writes a checkpoint at the step it reached), then copy each run's
 # slim record and newest checkpoint beside this script, to commit, so that a machine swap costs at most
-# one session (run_queues.sh resumes from these copies where RUNS has lost a run).
+# one session (run_queues.sh resumes from these copies where RUNS has lost a run), and write the report of
+# the runs so far into progress/ (Figure 6 up to the steps reached; unfinished runs are never compared).
 #   RUNS=<runs folder> PY=<python> ./save_runs.sh   (run from the repository root)
 set -eu
 SAVED=$(cd "$(dirname "$0")" && pwd)
@@ -12,3 +13,4 @@ for dir in "$RUNS"/*/; do
   [ -d "$dir/checkpoints" ] || continue
   "${PY:-python}" -m tools.slim_run --src="$dir" --dst="$SAVED/$name" --with_checkpoint
 done
+"${PY:-python}" -m tools.report --runs="$(realpath --relative-to="$PWD" "$SAVED")" --out="$SAVED/progress"

@@ -325,6 +325,22 @@ def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypat
     assert calls == [("load", "train[90%:]", "train[:90%]"), ("normalise", "channel_mean_std")]
 
 
+def test_the_report_checks_figure7s_claims_on_finished_paper_recipe_nets(tmp_path, monkeypatch):
+    import keras_resnet.data as data
+
+    monkeypatch.setattr(data, "load_cifar10", lambda split, data_dir, train_split: "held-out")
+    images = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
+    monkeypatch.setattr(data, "cifar10_eval_dataset",
+                        lambda held_out, n, normalization: tf.data.Dataset.from_tensors((images, [0, 0, 0, 0])))
+    runs = tmp_path / "runs"
+    for name, residual in (("plain20", False), ("resnet20", True)):
+        folder = fake_run(runs, name, 20, residual, 0, [50.0, 9.0])
+        cifar_resnet(20, residual=residual, classifier_activation=None).save(os.path.join(folder, "model.keras"))
+    text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
+    assert "![Figure 7](figure7.png)" in text
+    assert "- Residual nets respond less than plain nets (Figure 7): ResNet-20" in text
+
+
 def test_response_claims_compare_residual_with_plain_and_deeper_with_shallower():
     lines = reporting.response_claims({
         (False, 20): [[1.0, 3.0]], (True, 20): [[1.0, 1.0], [1.0, 2.0]],  # Two seeds: 1.0 and 1.5, mean 1.25.

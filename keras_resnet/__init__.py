@@ -13,6 +13,8 @@ _PUBLIC = {
     "basic_block": "keras_resnet.blocks",
     "bottleneck_block": "keras_resnet.blocks",
     "count_flops": "keras_resnet.flops",
+    "feature_extractor": "keras_resnet.features",
+    "stage_outputs": "keras_resnet.features",
     "FusedBatchNormalization": "keras_resnet.layers",
     "ZeroPadShortcut": "keras_resnet.layers",
     "IMAGENET_SPECS": "keras_resnet.models",

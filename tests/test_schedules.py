@@ -26,6 +26,19 @@ def test_plateau_drops_when_the_gain_over_the_patience_window_is_below_the_thres
     assert float(schedule(20)) == pytest.approx(0.01)
 
 
+def test_plateau_gain_is_between_best_errors_so_far_so_a_noisy_high_evaluation_is_no_progress():
+    _, plateau = _plateau(patience=10, threshold=0.5)
+    # At 22 the error is 40.0, below the noisy 45.0 of step 12, but the best so far (30.0 since step 6) has
+    # not moved in 10 steps: a plateau. Compared with the raw 45.0 it would look like a gain of 5 points.
+    assert [plateau.update(s, e) for s, e in [(1, 50.0), (6, 30.0), (12, 45.0), (22, 40.0)]] == [
+        False, False, False, True]
+
+
+def test_plateau_gain_of_exactly_the_threshold_is_progress():
+    _, plateau = _plateau(patience=10, threshold=0.5)
+    assert [plateau.update(s, e) for s, e in [(1, 40.0), (11, 39.5)]] == [False, False]
+
+
 def test_plateau_waits_a_full_window_before_judging():
     _, plateau = _plateau(patience=10)
     assert not any(plateau.update(s, 50.0) for s in (1, 2, 5, 9))  # Nothing measured 10 steps earlier yet.

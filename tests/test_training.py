@@ -26,6 +26,7 @@ def test_paper_schedule_divides_by_10_at_32k_and_48k():
 def test_short_runs_scale_the_boundaries():
     assert scale_boundaries((32_000, 48_000), 64_000, 6_400) == (3_200, 4_800)
     assert cifar_train_config(20, 2_000).lr_boundaries == (1_000, 1_500)
+    assert scale_boundaries((32_000, 48_000), 64_000, 5)[1] == 4  # 3.75: the nearest iteration.
 
 
 def test_resnet_110_and_deeper_warm_up_at_0_01():
@@ -41,6 +42,25 @@ def test_warmup_schedule_returns_to_0_1_when_warmup_ends():
     assert float(schedule(36)) == pytest.approx(0.01) and float(schedule(37)) == pytest.approx(0.1)
 
 
+def test_a_warmup_that_ended_never_ends_later():
+    schedule = PaperSchedule(0.1, warmup_lr=0.01, warmup_steps=400)
+    schedule.end_warmup(37)
+    schedule.end_warmup(300)
+    assert int(schedule.warmup_end.numpy()) == 37 and float(schedule(100)) == pytest.approx(0.1)
+
+
+def test_the_schedule_round_trips_through_its_config():
+    schedule = PaperSchedule(0.1, (32_000, 48_000), warmup_lr=0.01, warmup_steps=400)
+    again = PaperSchedule.from_config(schedule.get_config())
+    assert [float(again(s)) for s in (399, 400, 32_000)] == [float(schedule(s)) for s in (399, 400, 32_000)]
+
+
+def test_warmup_needs_the_error_strictly_below_80_percent():
+    warmup = WarmUp(PaperSchedule(0.1, warmup_lr=0.01, warmup_steps=4000), error=0.8, window=1)
+    assert warmup.update(5, 0.8) is None and warmup.active(5)
+    assert warmup.update(6, 0.79) == pytest.approx(0.79) and not warmup.active(6)
+
+
 def test_warmup_window_is_one_epoch_of_iterations():
     assert cifar_train_config(110).warmup_window == 391  # 50,000 images in batches of 128.
     assert cifar_train_config(110, train_examples=45_000).warmup_window == 352  # The validation protocol.
@@ -52,10 +72,9 @@ def test_warmup_ends_only_when_the_mean_error_of_the_whole_window_is_below_80_pe
     ends = [warmup.update(step, 0.85) for step in range(1, 386)]
     ends += [warmup.update(step, 0.10) for step in range(386, 392)]  # A lucky stretch of 6 batches.
     assert not any(e is not None for e in ends) and warmup.active(391)
-    step = 392
-    while warmup.update(step, 0.70) is None:  # The error really falls: the window mean follows.
-        step += 1
-    assert 392 < step < 800 and not warmup.active(step)
+    # The error really falls: the window mean follows (bounded, so that a broken window fails, not hangs).
+    step = next((s for s in range(392, 800) if warmup.update(s, 0.70) is not None), None)
+    assert step is not None and 392 < step and not warmup.active(step)
 
 
 def test_resumed_warmup_keeps_its_window_of_batch_errors(tmp_path):

@@ -23,10 +23,16 @@ def test_option_a_both_splits_zero_channels_around_the_identity():
     np.testing.assert_array_equal(y[..., 2:6], x)
 
 
+def test_option_a_both_puts_an_odd_zero_channel_after_the_identity():
+    y = ZeroPadShortcut(7, padding="both")(np.ones((1, 2, 2, 4), "float32")).numpy()
+    assert y[0, 0, 0].tolist() == [0, 1, 1, 1, 1, 0, 0]  # 3 zero channels: 1 before, 2 after.
+
+
 def test_option_a_output_shape_for_odd_and_unknown_sizes():
     layer = ZeroPadShortcut(32, strides=2)
     assert layer(np.zeros((1, 7, 5, 16), "float32")).shape == (1, 4, 3, 32)
     assert layer.compute_output_shape((None, None, 9, 16)) == (None, None, 5, 32)
+    assert layer.compute_output_shape((None, 7, 9, 16)) == (None, 4, 5, 32)  # Rounded up, as the call.
 
 
 def test_option_a_refuses_to_drop_channels():
@@ -257,14 +263,29 @@ def test_grouped_bn_with_one_group_is_standard_bn():
 
 
 def test_grouped_bn_portable_path_matches_the_fused_path_with_an_unknown_batch_size():
-    x = _images((12, 4, 5, 3))
+    x = _images((12, 4, 5, 3)) * 1e-3  # A variance near epsilon, so that epsilon counts.
     fused, portable = _grouped(4), _grouped(4)
     dynamic = tf.function(lambda t: portable(t, training=True),
                           input_signature=[tf.TensorSpec((None, 4, 5, 3), "float32")])
     graph = dynamic.get_concrete_function().graph
     assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
     np.testing.assert_allclose(dynamic(x).numpy(), fused(x, training=True).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(portable.moving_mean.numpy(), fused.moving_mean.numpy(), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(portable.moving_variance.numpy(), fused.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_a_frozen_grouped_bn_normalises_with_its_moving_statistics_and_keeps_them():
+    # Keras 3's convention for fine-tuning: a BN layer with trainable=False runs in inference mode.
+    grouped, plain = _grouped(4), FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    plain.build((None, 4, 5, 3))
+    grouped.trainable = False
+    x = _images((8, 4, 5, 3))
+    expected = plain(x, training=False).numpy()
+    dynamic = tf.function(lambda t: grouped(t, training=True),  # An unknown batch: the portable path.
+                          input_signature=[tf.TensorSpec((None, 4, 5, 3), "float32")])
+    for y in (grouped(x, training=True), dynamic(x)):
+        np.testing.assert_allclose(y.numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(grouped.moving_mean.numpy(), np.zeros(3, "float32"))
 
 
 def test_grouped_bn_gradients_match_per_group_bn():

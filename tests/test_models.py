@@ -187,6 +187,28 @@ def test_zero_init_residual_zeroes_last_bn_gamma_of_each_branch_only():
     assert np.all(cifar_resnet(20).get_layer("conv2_1_2_bn").gamma.numpy() == 1)
 
 
+def test_zero_init_residual_leaves_a_plain_net_alone():
+    # A plain net has no residual branch: zeroed gammas would cut its signal.
+    model = cifar_resnet(8, residual=False, zero_init_residual=True)
+    gammas = [layer.gamma.numpy() for layer in model.layers if layer.name.endswith("_bn")]
+    assert gammas and all(np.all(g == 1) for g in gammas)
+
+
+def test_identity_shortcuts_add_no_layer():
+    names = [layer.name for layer in cifar_resnet(20).layers if "shortcut" in layer.name]
+    assert names == ["conv3_1_shortcut", "conv4_1_shortcut"]  # Option A only where the shape changes.
+
+
+@pytest.mark.parametrize("option, layer", [("A", "ZeroPadShortcut"), ("B", "Conv2D")])
+def test_a_block_that_only_halves_the_maps_still_has_a_shortcut_of_its_option(option, layer):
+    from keras_resnet.blocks import BlockOptions, basic_block
+    inputs = keras.Input((8, 8, 16))
+    model = keras.Model(inputs, basic_block(inputs, 16, 2, "b", BlockOptions(shortcut=option)))
+    assert model.output.shape == (None, 4, 4, 16)
+    shortcut = [l for l in model.layers if l.name.startswith("b_shortcut")][0]
+    assert type(shortcut).__name__ == layer
+
+
 def test_zero_init_residual_block_starts_as_identity_plus_relu():
     model = imagenet_resnet(50, zero_init_residual=True, input_shape=(64, 64, 3))
     assert not np.any(model.get_layer("conv3_2_3_bn").gamma.numpy())

@@ -52,8 +52,9 @@ def test_processed_train_images_have_zero_mean(tiny_cifar):
 def test_crop_and_flip_match_numpy_on_known_images():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(3, 32, 32, 3)).astype(np.float32)
-    offsets = np.array([[0, 0], [8, 3], [4, 4]], np.int32)
-    flips = np.array([False, True, False])
+    images = np.concatenate([images, images[:1]])
+    offsets = np.array([[0, 0], [8, 3], [4, 4], [2, 7]], np.int32)  # Row and column offsets differ in the last.
+    flips = np.array([False, True, False, False])
     out = crop_and_flip(tf.constant(images), tf.constant(offsets), tf.constant(flips)).numpy()
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     for i, ((y, x), flip) in enumerate(zip(offsets, flips)):
@@ -61,6 +62,35 @@ def test_crop_and_flip_match_numpy_on_known_images():
         np.testing.assert_array_equal(out[i], expected[:, ::-1] if flip else expected)
     np.testing.assert_array_equal(out[2], images[2])  # Offset 4, no flip: the original.
     assert not np.any(out[0, :4, :4])  # Zero padding shows at the top-left corner.
+
+
+def test_augmentation_draws_every_crop_of_the_padded_image_and_flips_half(tiny_cifar):
+    """Section 4.2: 4 pixels padded on each side, a 32x32 crop "randomly sampled from the padded image
+    or its horizontal flip": each of the 9 offsets per axis, independently, and a flip half the time.
+    Each augmented image is matched with the crop of its un-augmented version that it is."""
+    data_dir, _ = tiny_cifar
+    data = load_cifar10("train", data_dir)
+    take = lambda augment: np.concatenate(  # noqa: E731
+        [x.numpy() for x, _ in cifar10_train_dataset(data, 20, seed=4, augment=augment).take(30)])
+    plain, augmented = take(False), take(True)  # The same images in the same order (seed, step).
+    padded = np.pad(plain, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    drawn = []
+    for i in range(len(plain)):
+        found = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+                 if np.array_equal(padded[i, dy:dy + 32, dx:dx + 32][:, ::-1] if flip
+                                   else padded[i, dy:dy + 32, dx:dx + 32], augmented[i])]
+        assert len(found) == 1, f"image {i}: {found}"
+        drawn.append(found[0])
+    dy, dx, flips = (np.array(v) for v in zip(*drawn))
+    assert set(dy) == set(dx) == set(range(9))  # 600 crops: every offset, on both axes.
+    assert np.mean(dy == dx) < 0.3 and 0.4 < np.mean(flips) < 0.6
+
+
+def test_each_epoch_has_its_own_order(tiny_cifar):
+    data_dir, _ = tiny_cifar
+    data = load_cifar10("train", data_dir)
+    labels = [y.numpy() for _, y in cifar10_train_dataset(data, 100, seed=3, augment=False).take(3)]
+    assert not np.array_equal(labels[0], labels[1]) and not np.array_equal(labels[1], labels[2])
 
 
 def test_train_batches_are_augmented_and_sized(tiny_cifar):

@@ -128,6 +128,29 @@ def test_hparams_and_graph_are_logged(tmp_path):
     assert train.SummaryMetadata("train_step").plugin_data.plugin_name == "graph_run_metadata_graph"
 
 
+def test_the_optimizer_is_sgd_with_the_papers_momentum_of_0_9():
+    from keras_resnet.train_step import make_optimizer
+    optimizer, _ = make_optimizer(cifar_train_config(20))
+    w = keras.Variable(1.0)
+    for _ in range(2):  # v = 0.9 v - lr g; w += v, with lr 0.1 and g 1: w = 0.9, then 0.71.
+        optimizer.apply_gradients([(tf.constant(1.0), w)])
+    assert float(w.numpy()) == pytest.approx(0.71) and not optimizer.nesterov
+
+
+def test_the_logged_training_loss_and_error_are_per_image_over_the_batch(tmp_path):
+    def zero_logits(dtype):  # Every class at probability 1/4: the cross-entropy is ln 4 per image,
+        inputs = keras.Input((32, 32, 3))  # and the prediction is class 0 (the first of equal logits).
+        pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(4, kernel_initializer="zeros")(pooled))
+
+    task = tiny_task(build_model=zero_logits)
+    labels = next(iter(task.train_dataset(None, 0)))[1].numpy()
+    training.train(tiny_config(train_steps=1, log_every=1, eval_every=1), task, str(tmp_path))
+    logged = read_scalars(str(tmp_path / "train"))
+    assert logged["loss"][0] == (1, pytest.approx(np.log(4), rel=1e-5))
+    assert logged["error"][0] == (1, pytest.approx(100.0 * np.mean(labels != 0)))
+
+
 def test_loss_falls_on_a_learnable_task(tmp_path):
     stats = training.train(tiny_config(train_steps=30, lr=0.05, lr_boundaries=(), log_every=5, eval_every=30),
                            tiny_task(), str(tmp_path))

@@ -30,6 +30,23 @@ def test_single_crop_error_and_loss():
     assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_top5_error_counts_labels_outside_the_five_highest_scores():
+    logits = np.arange(9.0, -1.0, -1.0, dtype=np.float32)  # Class 0 scores highest, class 9 lowest.
+    images = np.tile(logits, (2, 1, 1, 1))
+    inputs = keras.Input((None, None, 10))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    metrics = evaluate_classifier(model, tf.data.Dataset.from_tensors((images, [4, 5])))
+    assert metrics["top5_error"] == pytest.approx(0.5) and metrics["error"] == pytest.approx(1.0)  # 5th in, 6th out.
+
+
+def test_the_net_is_evaluated_in_inference_mode():
+    inputs = keras.Input((None, None, 3))  # BN with its initial moving statistics (0, 1): about the identity.
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.GlobalAveragePooling2D()(inputs)))
+    images = np.zeros((2, 2, 2, 3), np.float32)
+    images[0, ..., 0], images[1, ..., 0] = 5.0, 6.0  # In training mode the batch's BN would give [-1, 0, 0] first.
+    assert evaluate_classifier(model, tf.data.Dataset.from_tensors((images, [0, 0])))["error"] == 0.0
+
+
 def test_ten_crop_averages_softmax_over_the_crops():
     crops = np.zeros((1, 10, 2, 2, 3), np.float32)
     crops[0, :6, ..., 0] = 1.0   # 6 crops vote weakly for class 0,

@@ -79,6 +79,44 @@ def test_train_crop_covers_short_side_scaled_to_256_to_480():
     assert 186 <= min(sides) < 195 and 340 < max(sides) <= 350
 
 
+def _windows(shape, n):
+    draw = tf.function(lambda seeds: tf.map_fn(lambda seed: imagenet.train_crop_window(tf.constant(shape), seed),
+                                               seeds, fn_output_signature=tf.int32))
+    return draw(tf.stack([tf.range(n, dtype=tf.int64), tf.zeros([n], tf.int64)], axis=1)).numpy()
+
+
+def test_train_crop_scale_takes_both_ends_of_256_to_480():
+    # A short side of 4,800 makes every S in [256, 480] a different window side: 224 * 4800 / S.
+    sides = _windows([4800, 6400, 3], 3000)[:, 2]
+    assert sides.min() == 2240 and sides.max() == 4200  # S = 480 and S = 256 (each about 1 in 225 draws).
+
+
+def test_train_crop_position_is_uniform_over_every_place_and_the_axes_independent():
+    windows = _windows([256, 256, 3], 3000)
+    y, x, side = windows[:, 0], windows[:, 1], windows[:, 2]
+    assert y.min() == 0 and x.min() == 0 and (y <= 256 - side).all() and (x <= 256 - side).all()
+    assert (y == 256 - side).any() and (x == 256 - side).any()  # The bottom and right edges too.
+    assert np.mean(x == y) < 0.1
+
+
+def test_train_flip_is_horizontal_only():
+    # Rows brighten downwards, columns leftwards: a horizontal flip turns the columns round, never the rows.
+    rows, cols = np.meshgrid(np.arange(300), np.arange(400)[::-1], indexing="ij")
+    image = np.repeat(((rows * 0.4 + cols * 0.3)[..., None]).astype(np.uint8), 3, axis=2)
+    data = tf.io.encode_jpeg(tf.constant(image), quality=100)
+    downwards, leftwards = [], []
+    for i in range(20):
+        out = imagenet.train_preprocess(data, tf.constant([i, 7], tf.int64)).numpy().mean(axis=2)
+        downwards.append(out[-8:].mean() > out[:8].mean())
+        leftwards.append(out[:, :8].mean() > out[:, -8:].mean())
+    assert all(downwards) and 0 < sum(leftwards) < 20
+
+
+def test_resizing_rounds_the_long_side_to_the_nearest_pixel():
+    scales = imagenet.eval_preprocess(tf.constant(jpeg(300, 451)), "multiscale")
+    assert [tuple(s.shape[:2]) for s in scales[:2]] == [(224, 337), (256, 385)]  # 336.75 and 384.85.
+
+
 def test_train_preprocess_is_deterministic_per_seed_and_handles_greyscale():
     data = tf.constant(jpeg(300, 500, channels=1))
     a = imagenet.train_preprocess(data, tf.constant([1, 2], tf.int64))

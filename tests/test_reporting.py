@@ -288,6 +288,13 @@ def imagenet_run(root, name, depth, stride_on, top1, finished=True, **experiment
                        "multiscale_top1_error": top1 - 2, "multiscale_top5_error": 5.5}, f)
 
 
+def test_the_cifar_claims_are_never_checked_on_imagenet_runs(tmp_path):
+    imagenet_run(tmp_path, "r50", 50, "1x1", 23.0)  # Finished, at the paper's ImageNet recipe.
+    run, = runs_lib.find_runs(str(tmp_path))
+    assert runs_lib.is_finished(run) and reporting.deviations(run.config) == []
+    assert not reporting.at_paper_recipe(run)
+
+
 def test_imagenet_rows_name_the_stride_placement_and_compare_only_the_papers(tmp_path):
     imagenet_run(tmp_path, "paper", 50, "1x1", 23.0)
     imagenet_run(tmp_path, "v15", 50, "3x3", 22.5)

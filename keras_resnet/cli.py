@@ -60,7 +60,7 @@ def run(main, flags_parser=parse_flags) -> None:
     """``app.run`` whose bad-input errors (``ValueError``) exit with status 2 and one line."""
     def guarded(argv):
         from keras_resnet.data import DataNotPreparedError
-        from keras_resnet.training import CheckpointWriteError, NonFiniteLossError, WorkerLostError
+        from keras_resnet.run_errors import CheckpointWriteError, NonFiniteLossError, WorkerLostError
         try:
             return main(argv)
         except (ValueError, DataNotPreparedError) as e:

@@ -27,67 +27,35 @@ What ``model_dir`` holds:
   commit, library versions, machine, strategy, precision, data (``keras_resnet.provenance``); also
   a text summary in ``train/``. Another worker of a multi-worker job writes ``provenance-worker<N>.json``.
 * ``stats.json``: the final numbers (written last; its presence marks a finished run).
+
+How a run stops and stays resumable (SIGINT/SIGTERM, NaN, a lost worker, a failed write) is in
+``keras_resnet.run_errors``; its errors are importable from here too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import re
-import signal
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from keras_resnet import checkpoints as checkpoints_lib
-from keras_resnet import distribute, hardware, provenance, run_config, tensorboard_hparams
+from keras_resnet import distribute, hardware, provenance, run_config, run_errors, tensorboard_hparams
 from keras_resnet.models import recursion_limit_for
 from keras_resnet.run_config import PRECISIONS, Task, TrainConfig
+from keras_resnet.run_errors import CheckpointWriteError, NonFiniteLossError, WorkerLostError  # Raised by train().
 from keras_resnet.schedules import PaperSchedule, PlateauDecay, WarmUp
 from keras_resnet.train_step import StepCounters, make_optimizer, make_train_step
 
+__all__ = ["CheckpointWriteError", "NonFiniteLossError", "STATS_FILE", "WorkerLostError", "train"]
+
 STATS_FILE = "stats.json"
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
-
-
-class WorkerLostError(RuntimeError):
-    """Another worker of a multi-worker job stopped; the chief's last checkpoint is kept and
-    restarting every worker with the same command resumes from it."""
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint or the final model could not be written (a full disk, say); the last
-    complete checkpoint is kept and rerunning the same command resumes from it."""
-
-
-@contextlib.contextmanager
-def _stop_on_signals(flag: dict):
-    """SIGINT/SIGTERM set ``flag['signal']``; the loop stops after the current step."""
-    def handler(signum, frame):
-        del frame
-        flag["signal"] = signum
-        logging.warning("Received %s: finishing the current step and writing a checkpoint.",
-                        signal.Signals(signum).name)
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # Not the main thread: leave signals alone.
-        pass
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _format_eta(seconds: float) -> str:
@@ -272,8 +240,8 @@ class _TrainingLoop:
         stop = {"signal": None}
         warming = state.warmup is not None and state.warmup.active(self.start)
         trace_graph = self.chief and self.start == 0
-        with _stop_on_signals(stop), recursion_limit_for(len(state.model.layers) // 6), \
-                _reporting_lost_workers(lambda: self.step, self.checkpoints.chief):
+        with run_errors.stop_on_signals(stop), recursion_limit_for(len(state.model.layers) // 6), \
+                run_errors.reporting_lost_workers(lambda: self.step, self.checkpoints.chief):
             while self.step < end:
                 if trace_graph:
                     tf.summary.trace_on(graph=True)
@@ -318,7 +286,7 @@ class _TrainingLoop:
         self.stats.update(step=self.step, images_per_second=self.clock["images_per_second"],
                           wall_seconds=time.time() - self.t_start, complete=self.step >= self.config.train_steps)
         if self.stats["complete"] and self.chief:
-            with _reporting_write_errors(f"the final model in {self.model_dir}", self.checkpoints.chief):
+            with run_errors.reporting_write_errors(f"the final model in {self.model_dir}", self.checkpoints.chief):
                 self.state.model.save(os.path.join(self.model_dir, "model.keras"))
                 if self.task.export:
                     self.task.export(self.state.model, self.model_dir)
@@ -393,45 +361,9 @@ class _TrainingLoop:
         self.finite_or_raise(step)
         distribute.sync_batch_norm_statistics(self.state.model, self.strategy)
         directory = self.checkpoints.directory
-        with _reporting_write_errors(f"the checkpoint of step {step} in {directory}", self.checkpoints.chief,
+        with run_errors.reporting_write_errors(f"the checkpoint of step {step} in {directory}", self.checkpoints.chief,
                                      directory, step):
             self.checkpoints.own.save(checkpoint_number=step)
             self.summaries.flush()
         if self.provenance is not None:
             self.provenance.update(step)
-
-
-@contextlib.contextmanager
-def _reporting_lost_workers(current_step: Callable[[], int], manager: tf.train.CheckpointManager):
-    """MultiWorkerMirroredStrategy: a peer that stops breaks the next collective (a train step,
-    the BN sync of an evaluation or checkpoint) with ``UnavailableError``; turns it into
-    ``WorkerLostError`` naming the lost task when TF does (it does in some of these errors, not all)."""
-    try:
-        yield
-    except tf.errors.UnavailableError as e:
-        task = re.search(r"/job:\w+/replica:\d+/task:\d+", e.message or str(e))
-        lost = f"worker {task.group(0)}" if task else "a peer worker"
-        raise WorkerLostError(
-            f"{lost} stopped after step {current_step()}; the last checkpoint "
-            f"({manager.latest_checkpoint or 'none'}) is kept: restart every worker with the same "
-            "command to resume") from e
-
-
-@contextlib.contextmanager
-def _reporting_write_errors(what: str, manager: tf.train.CheckpointManager, ckpt_dir: str | None = None,
-                            step: int | None = None):
-    """Turns a failed write (full disk, quota, permissions) into ``CheckpointWriteError``
-    naming the checkpoint that is kept, after removing this write's partial files."""
-    try:
-        yield
-    except tf.errors.UnavailableError:  # A lost peer, not a write error: _reporting_lost_workers.
-        raise
-    except (tf.errors.OpError, OSError) as e:
-        if ckpt_dir is not None:  # The shards of an unfinished write: never picked, but they hold space.
-            for partial in tf.io.gfile.glob(os.path.join(ckpt_dir, f"ckpt-{step}_temp*")):
-                tf.io.gfile.rmtree(partial)
-        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
-        raise CheckpointWriteError(
-            f"could not write {what} ({reason}); the last complete checkpoint "
-            f"({manager.latest_checkpoint or 'none'}) is kept: free space, then rerun the same command to resume"
-        ) from e

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import re
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -131,18 +132,22 @@ class Run:
         return next((s for s in ("test", "validation") if s in self.scalars), "test")
 
 
-def find_runs(root: str) -> list[Run]:
-    """Every run under ``root`` (folders holding a ``config.json``), sorted by path.
+def find_runs(roots: str | Sequence[str]) -> list[Run]:
+    """Every run under ``roots`` (one folder or several: folders holding a ``config.json``), sorted by path
+    within each root, the roots in the order given.
 
-    Symbolic links are followed, so a report can gather runs from several places into one folder of links
+    Symbolic links are followed, so a report can also gather runs from several places into one folder of links
     (``ln -s ../cifar10-resnet20-64k/resnet20-seed0 runs/``); a folder reached twice is read once.
 
-    Raises ``ValueError`` (one line) when ``root`` is missing or holds no run.
+    Raises ``ValueError`` (one line) when a root is missing or none holds a run.
     """
-    if not os.path.isdir(root):
-        raise ValueError(f"--runs={root} is not a directory")
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    for root in roots:
+        if not os.path.isdir(root):
+            raise ValueError(f"--runs={root} is not a directory")
     runs, seen = [], set()
-    for folder, _, files in sorted(os.walk(root, followlinks=True)):
+    for folder, files in ((folder, files) for root in roots
+                          for folder, _, files in sorted(os.walk(root, followlinks=True))):
         if "config.json" not in files or os.path.realpath(folder) in seen:
             continue
         seen.add(os.path.realpath(folder))
@@ -158,7 +163,7 @@ def find_runs(root: str) -> list[Run]:
             again = _read_json(os.path.join(folder, REEVALUATION_FILE))
         runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder), again))
     if not runs:
-        raise ValueError(f"--runs={root} holds no run (no config.json below it)")
+        raise ValueError(f"--runs={','.join(roots)} holds no run (no config.json below it)")
     return runs
 
 

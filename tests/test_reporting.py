@@ -239,6 +239,24 @@ def test_bad_runs_folder_is_one_clear_error(tmp_path, make, message):
         runs_lib.find_runs(str(tmp_path / "runs"))
 
 
+def test_a_report_gathers_the_runs_of_several_folders_each_named_as_given(tmp_path):
+    fake_run(tmp_path / "table6", "r56", 56, True, 0, [7.0])
+    fake_run(tmp_path / "table6", "p20", 20, False, 0, [9.0])
+    fake_run(tmp_path / "resnet20-64k", "r20", 20, True, 0, [8.5])
+    roots = [str(tmp_path / "table6"), str(tmp_path / "resnet20-64k")]
+    assert [os.path.basename(r.model_dir) for r in runs_lib.find_runs(roots)] == ["p20", "r56", "r20"]
+    text = open(write_report(roots, str(tmp_path / "out"), None, 10)).read()
+    assert text.startswith(f"# Reproduction report for `{roots[0]}`, `{roots[1]}`")
+    assert all(f"| {net} |" in text for net in ("plain-20", "ResNet-20", "ResNet-56"))
+    assert f"`{os.path.join(roots[1], 'r20')}`" in text
+
+
+def test_a_missing_folder_among_several_is_named(tmp_path):
+    fake_run(tmp_path / "runs", "r20", 20, True, 0, [8.5])
+    with pytest.raises(ValueError, match="^--runs=/nonexistent is not a directory$"):
+        runs_lib.find_runs([str(tmp_path / "runs"), "/nonexistent"])
+
+
 def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():
     names = figures.response_layers(cifar_resnet(8, shortcut="B"))
     assert names == ["conv1_bn", "conv2_1_1_bn", "conv2_1_2_bn", "conv3_1_1_bn", "conv3_1_2_bn",

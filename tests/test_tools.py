@@ -38,6 +38,9 @@ def test_prepare_cifar10_logs_the_archive_checksum(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--runs=/nonexistent/runs"], "error: --runs=/nonexistent/runs is not a directory"),
+    (["--runs=docs/results/table6-64k,docs/results/cifar10-resnet20-64k"],
+     "error: --runs=docs/results/table6-64k,docs/results/cifar10-resnet20-64k names 2 folders: name the report's "
+     "with --out"),
 ])
 def test_report_bad_runs_folder(args, message):
     result = tool("report", *args)

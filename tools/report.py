@@ -1,7 +1,9 @@
 """The paper's tables and figures, regenerated from the runs' TensorBoard logs (no retraining).
 
     python -m tools.report --runs=runs/table6 --out=docs/results [--data_dir=data/tfds]
+    python -m tools.report --runs=runs/table6,docs/results/cifar10-resnet20-64k --out=docs/results/table6
 
+``--runs`` is one folder of runs or several, comma-separated (or a folder of symbolic links to runs).
 Writes ``report.md`` with Table 6 (and Tables 2-4 for ImageNet runs) beside the paper, Figure 6
 (``figure6.png``: training error dashed, test error solid, plain left, ResNet right) and, when
 ``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``).
@@ -17,8 +19,9 @@ from keras_resnet import cli
 from keras_resnet import figures, reporting
 from keras_resnet import runs as runs_lib
 
-_RUNS = flags.DEFINE_string("runs", None, "Folder holding run folders (each with config.json).", required=True)
-_OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder).")
+_RUNS = flags.DEFINE_list("runs", None, "Folder(s) holding run folders (each with config.json), comma-separated.",
+                          required=True)
+_OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder, when there is one).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, for Figure 7.")
 _FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Figure 7.")
 
@@ -59,11 +62,13 @@ def _drawn_line(drawn) -> str:
             "; ".join(f"{runs_lib.run_label(r.config)}: seed {r.config.get('seed')} (`{r.model_dir}`)" for r in drawn) + ".")
 
 
-def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: int) -> str:
-    runs = runs_lib.find_runs(runs_root)
+def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fig7_images: int) -> str:
+    """Writes ``out/report.md`` (and its figures) for the runs under ``runs_roots``; returns its path."""
+    runs_roots = [runs_roots] if isinstance(runs_roots, str) else list(runs_roots)
+    runs = runs_lib.find_runs(runs_roots)
     os.makedirs(out, exist_ok=True)
     table, notes = reporting.cifar_table(runs)
-    lines = [f"# Reproduction report for `{runs_root}`", "",
+    lines = [f"# Reproduction report for {', '.join(f'`{root}`' for root in runs_roots)}", "",
              "Errors (%) at the final iteration of each run, never the best epoch. One row per configuration "
              "(every setting but the seed), finished runs only; the last column says how a row's recipe differs "
              "from the paper's. Runs shorter than the paper's schedule are marked SHORT and not compared with "
@@ -131,7 +136,9 @@ def write_report(runs_root: str, out: str, data_dir: str | None, fig7_images: in
 
 def main(argv):
     del argv
-    path = write_report(_RUNS.value, _OUT.value or _RUNS.value, _DATA_DIR.value, _FIG7_IMAGES.value)
+    if not _OUT.value and len(_RUNS.value) != 1:
+        raise ValueError(f"--runs={','.join(_RUNS.value)} names {len(_RUNS.value)} folders: name the report's with --out")
+    path = write_report(_RUNS.value, _OUT.value or _RUNS.value[0], _DATA_DIR.value, _FIG7_IMAGES.value)
     print(f"Wrote {path}")
 
 

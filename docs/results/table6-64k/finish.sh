@@ -1,0 +1,25 @@
+#!/bin/bash
+# Once every run has finished and save_runs.sh has copied it (with model.keras) beside this script:
+# ship ResNet-56 and ResNet-110 in the package (cifar_resnet(depth, weights="cifar10"); ResNet-20's
+# 64k net is shipped already), then write the final report here from the committed copies and
+# ResNet-20's 64k run: Table 6 rows, the paper's claims, time to accuracy, Figures 6 and 7.
+#   DATA=<TFDS folder with cifar10> PY=<python> docs/results/table6-64k/finish.sh   (from the repository root)
+#   WEIGHTS_DIR=<folder> OUT=<folder> to try it elsewhere (defaults: the package's weights, this folder).
+# Then answer the paper's claims in README.md, commit keras_resnet/weights and this folder.
+set -eu
+HERE=${HERE:-docs/results/table6-64k}  # HERE: only to try it on other runs.
+RESNET20=docs/results/cifar10-resnet20-64k
+[ -d "$HERE" ] && [ -d "$RESNET20" ] || { echo "error: run this from the repository root" >&2; exit 2; }
+[ -n "${DATA:-}" ] || { echo "error: set DATA to the TFDS folder holding the prepared cifar10" >&2; exit 2; }
+for name in resnet110-seed0 resnet56-seed0 plain56-seed0 plain20-seed0 resnet20-seed1; do
+  for file in stats.json model.keras; do
+    [ -f "$HERE/$name/$file" ] || {
+      echo "error: $HERE/$name/$file is missing: that run has not finished, or save_runs.sh has not copied it yet" >&2
+      exit 1; }
+  done
+done
+for depth in 56 110; do
+  "${PY:-python}" -m tools.ship_weights --model_dir="$HERE/resnet$depth-seed0" --data_dir="$DATA" \
+      ${WEIGHTS_DIR:+--weights_dir="$WEIGHTS_DIR"}
+done
+"${PY:-python}" -m tools.report --runs="$HERE,$RESNET20" --out="${OUT:-$HERE}" --data_dir="$DATA"

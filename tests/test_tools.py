@@ -38,13 +38,20 @@ def test_prepare_cifar10_logs_the_archive_checksum(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--runs=/nonexistent/runs"], "error: --runs=/nonexistent/runs is not a directory"),
-    (["--runs=docs/results/table6-64k,docs/results/cifar10-resnet20-64k"],
-     "error: --runs=docs/results/table6-64k,docs/results/cifar10-resnet20-64k names 2 folders: name the report's "
-     "with --out"),
 ])
 def test_report_bad_runs_folder(args, message):
     result = tool("report", *args)
     assert result.returncode == 2 and result.stderr.strip() == message
+
+
+def test_report_of_several_folders_needs_out(tmp_path):
+    roots = [tmp_path / "table6", tmp_path / "resnet20"]
+    for root in roots:
+        root.mkdir()
+    result = tool("report", f"--runs={roots[0]},{roots[1]}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --runs={roots[0]},{roots[1]} names 2 folders: name the report's with --out"
+    assert not any(os.listdir(root) for root in roots)
 
 
 def test_model_table_bad_depth():

@@ -7,6 +7,7 @@ The depth tables are data; one private builder assembles stem, stages and head;
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -116,6 +117,8 @@ def cifar_resnet(
         if num_classes != 10 or shortcut != "A" or width != 16:
             raise ValueError(f'weights="cifar10" are for 10 classes, shortcut "A" and width 16; got '
                              f"num_classes={num_classes}, shortcut={shortcut!r}, width={width}")
+    else:
+        _check_weights_file(weights, 'None, "cifar10" (trained by this package) or the path of a .weights.h5 file')
     trained.check_weights_fit(weights, depth=depth, residual=residual, shortcut=shortcut)
     return _with_weights(build, weights, include_top)
 
@@ -184,7 +187,8 @@ def imagenet_resnet(
         weights: Optional path of a ``.weights.h5`` to load, e.g. ImageNet weights converted
             from torchvision or timm by ``tools.convert_weights`` (those need
             ``stride_on="3x3"``; a file converted for another depth or stride is refused).
-            With ``include_top=False`` the backbone's weights are taken from it.
+            None are shipped and nothing is downloaded, so ``"imagenet"`` is refused with how to
+            get them. With ``include_top=False`` the backbone's weights are taken from it.
 
     Returns:
         A functional ``keras.Model``.
@@ -237,6 +241,11 @@ def imagenet_resnet(
 
     if weights is None:
         return build(include_top)
+    if weights == "imagenet" and not os.path.isfile(weights):
+        raise ValueError('weights="imagenet": no ImageNet weights come with this package and nothing is downloaded; '
+                         "convert torchvision's or timm's with `python -m tools.convert_weights` and pass the "
+                         '.weights.h5 file (README: "ImageNet-pretrained weights")')
+    _check_weights_file(weights, "None or the path of a .weights.h5 file (e.g. from tools.convert_weights)")
     trained.check_weights_fit(weights, depth=depth, stride_on=stride_on)
     return _with_weights(build, weights, include_top)
 
@@ -292,6 +301,11 @@ def recursion_limit_for(num_blocks: int):
         yield
     finally:
         sys.setrecursionlimit(previous)
+
+
+def _check_weights_file(weights: Any, allowed: str) -> None:
+    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        raise ValueError(f"weights={weights!r} is not a file; weights takes {allowed}")
 
 
 def _check_positive_int(name: str, value: Any) -> None:

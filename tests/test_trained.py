@@ -12,7 +12,10 @@ import keras_resnet.layers  # noqa: F401  (registers the package's layers for lo
 from keras_resnet import trained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED_CLASSIFIERS = sorted(glob.glob(os.path.join(ROOT, "docs", "results", "**", "*.keras"), recursive=True))
+# Raw RGB in, probabilities out: runs' classifier.keras and their copies; not a run's model.keras (which
+# takes images minus the per-pixel mean).
+SHIPPED_CLASSIFIERS = sorted(p for p in glob.glob(os.path.join(ROOT, "docs", "results", "**", "*.keras"), recursive=True)
+                             if os.path.basename(p) != "model.keras")
 
 
 def raw_images(n=16, seed=0):
@@ -39,7 +42,7 @@ def test_cifar10_weights_without_the_top_are_the_backbone_of_the_trained_net():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(depth=56), r"no trained CIFAR-10 weights for ResNet-56; .*ResNet-20 \(8\.48 % test error\)"),
+    (dict(depth=44), r"no trained CIFAR-10 weights for ResNet-44; .*ResNet-20 \(8\.48 % test error\)"),
     (dict(depth=20, residual=False), r"no trained CIFAR-10 weights for plain-20"),
     (dict(depth=20, num_classes=100), r'weights="cifar10" are for 10 classes'),
 ])
@@ -47,6 +50,20 @@ def test_cifar10_weights_for_a_net_without_them_is_one_clear_error(kwargs, messa
     depth = kwargs.pop("depth")
     with pytest.raises(ValueError, match=message):
         keras_resnet.cifar_resnet(depth, weights="cifar10", **kwargs)
+
+
+@pytest.mark.parametrize("build,weights,message", [
+    (lambda w: keras_resnet.cifar_resnet(20, weights=w), "imagenet",
+     r"^weights='imagenet' is not a file; weights takes None, \"cifar10\" \(trained by this package\) or the path"),
+    (lambda w: keras_resnet.cifar_resnet(20, weights=w), 20, r"^weights=20 is not a file"),
+    (lambda w: keras_resnet.imagenet_resnet(50, weights=w), "imagenet",
+     r'^weights="imagenet": no ImageNet weights come with this package .*tools.convert_weights'),
+    (lambda w: keras_resnet.imagenet_resnet(50, weights=w), "/nonexistent/r50.weights.h5",
+     r"^weights='/nonexistent/r50.weights.h5' is not a file; weights takes None or the path of a .weights.h5"),
+])
+def test_weights_neither_known_nor_a_file_is_one_error_naming_what_is_allowed(build, weights, message):
+    with pytest.raises(ValueError, match=message):
+        build(weights)
 
 
 def test_a_weights_file_of_a_residual_net_is_refused_for_its_plain_twin():

@@ -37,6 +37,31 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
+# Training scalars logged as means over the iterations since the previous log (the others are taken at a step).
+INTERVAL_MEANS = ("loss", "error")
+
+
+def on_log_grid(points: list[tuple[int, float]], every: int) -> list[tuple[int, float]]:
+    """A training curve as an uninterrupted run logs it, every ``every`` iterations.
+
+    Each logged training loss or error is the mean over the iterations since the previous log. A run
+    stopped between two logs (a session's end, a pre-empted job) logs once more at the step it stopped,
+    then on the grid again after it resumes: a short, noisy interval that a figure draws as a spike.
+    Each such point is merged into the next one in the same interval of the grid, weighted by its
+    iterations, which gives the value an uninterrupted run logs there (resume is exact). Points further
+    apart than ``every`` are left as they are.
+    """
+    out, total, length, previous = [], 0.0, 0, 0
+    for i, (step, value) in enumerate(points):
+        total, length, previous = total + value * (step - previous), length + step - previous, step
+        following = points[i + 1][0] if i + 1 < len(points) else None
+        if step % every and following is not None and following <= -(-step // every) * every:
+            continue
+        out.append((step, total / length if length > 0 else value))
+        total, length = 0.0, 0
+    return out
+
+
 def check_event_file(path: str) -> None:
     """``ValueError`` (one line, naming the file) when a TensorBoard events file is damaged inside.
 
@@ -139,6 +164,9 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
     Symbolic links are followed, so a report can also gather runs from several places into one folder of links
     (``ln -s ../cifar10-resnet20-64k/resnet20-seed0 runs/``); a folder reached twice is read once.
 
+    The training loss and error are read onto the run's logging grid (``on_log_grid``: a stop between
+    two logs leaves no spike).
+
     Raises ``ValueError`` (one line) when a root is missing or none holds a run.
     """
     roots = [roots] if isinstance(roots, str) else list(roots)
@@ -153,6 +181,11 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
         seen.add(os.path.realpath(folder))
         scalars = {split: read_scalars(os.path.join(folder, split))
                    for split in SPLITS if os.path.isdir(os.path.join(folder, split))}
+        config = read_config(folder)
+        every = config.get("log_every")
+        for tag in INTERVAL_MEANS if every and "train" in scalars else ():
+            if tag in scalars["train"]:
+                scalars["train"][tag] = on_log_grid(scalars["train"][tag], every)
         stats = {}
         for name in ("stats.json", "final_eval.json"):
             if os.path.exists(os.path.join(folder, name)):
@@ -161,7 +194,7 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
         again = None
         if os.path.exists(os.path.join(folder, REEVALUATION_FILE)):
             again = _read_json(os.path.join(folder, REEVALUATION_FILE))
-        runs.append(Run(folder, read_config(folder), scalars, stats, provenance.read_run(folder), again))
+        runs.append(Run(folder, config, scalars, stats, provenance.read_run(folder), again))
     if not runs:
         raise ValueError(f"--runs={','.join(roots)} holds no run (no config.json below it)")
     return runs

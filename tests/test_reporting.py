@@ -257,6 +257,30 @@ def test_a_missing_folder_among_several_is_named(tmp_path):
         runs_lib.find_runs([str(tmp_path / "runs"), "/nonexistent"])
 
 
+def test_a_stop_between_two_logs_is_merged_into_the_next_log_weighted_by_iterations():
+    logged = [(100, 10.0), (200, 9.0), (224, 12.0), (250, 6.0), (300, 10.0), (400, 8.0)]
+    assert runs_lib.on_log_grid(logged, 100) == [
+        (100, 10.0), (200, 9.0), (300, pytest.approx((24 * 12.0 + 26 * 6.0 + 50 * 10.0) / 100)), (400, 8.0)]
+
+
+def test_points_further_apart_than_the_log_interval_and_the_last_point_stay_as_logged():
+    logged = [(150, 10.0), (350, 9.0), (460, 8.0), (500, 7.0), (533, 6.0)]
+    assert runs_lib.on_log_grid(logged, 100) == [(150, 10.0), (350, 9.0), (500, pytest.approx((110 * 8.0 + 40 * 7.0) / 150)), (533, 6.0)]
+
+
+def test_runs_are_read_with_their_training_curves_on_the_log_grid_and_other_scalars_as_logged(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [10.0])
+    with tf.summary.create_file_writer(os.path.join(folder, "train")).as_default():
+        for step, value in ((100, 20.0), (130, 40.0), (200, 30.0)):
+            for tag in ("error", "loss", "learning_rate"):
+                tf.summary.scalar(tag, value, step=step)
+    run, = runs_lib.find_runs(str(tmp_path))
+    train = run.scalars["train"]
+    assert train["error"][:2] == [(100, 20.0), (200, pytest.approx(33.0))] and train["loss"] == train["error"][:2]
+    assert train["learning_rate"] == [(100, 20.0), (130, 40.0), (200, 30.0)]
+    assert run.scalars["test"]["error"] == [(64_000, 10.0)]
+
+
 def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():
     names = figures.response_layers(cifar_resnet(8, shortcut="B"))
     assert names == ["conv1_bn", "conv2_1_1_bn", "conv2_1_2_bn", "conv3_1_1_bn", "conv3_1_2_bn",

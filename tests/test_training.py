@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras
 from keras_resnet import cifar_resnet, run_config, training
-from keras_resnet.runs import read_scalars
+from keras_resnet.runs import on_log_grid, read_scalars
 from keras_resnet.schedules import PaperSchedule, WarmUp, scale_boundaries
 from keras_resnet.tasks import CifarExperiment, cifar_train_config, experiment_hparams
 from training_helpers import dense_model, tiny_config, tiny_task
@@ -188,6 +188,21 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, op_deter
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     loss = lambda run: [v for _, v in read_scalars(str(tmp_path / run / "train"))["loss"]]
     assert loss("whole") == loss("parts")
+
+
+def test_a_run_stopped_between_two_logs_reads_back_as_the_uninterrupted_runs_curve(tmp_path, op_determinism):
+    config = tiny_config(train_steps=6, log_every=3)
+    keras.utils.set_random_seed(1)
+    training.train(config, tiny_task(), str(tmp_path / "whole"))
+    keras.utils.set_random_seed(1)
+    training.train(config, tiny_task(), str(tmp_path / "parts"), stop_after=2)  # Logs at 2: off the grid.
+    training.train(config, tiny_task(), str(tmp_path / "parts"))
+    whole, parts = (read_scalars(str(tmp_path / run / "train")) for run in ("whole", "parts"))
+    assert [s for s, _ in parts["loss"]] == [2, 3, 6] and [s for s, _ in whole["loss"]] == [3, 6]
+    for tag in ("loss", "error"):
+        steps, values = zip(*on_log_grid(parts[tag], 3))
+        assert steps == (3, 6)
+        np.testing.assert_allclose(values, [v for _, v in whole[tag]], rtol=1e-6)
 
 
 def test_a_run_written_before_the_plateau_and_warmup_settings_changed_still_resumes(tmp_path):

@@ -258,8 +258,30 @@ def summary(segments: list[dict]) -> str:
     line = "; ".join(parts)
     differ = differences(segments)
     if differ:
-        line = f"**SEGMENTS DIFFER in {', '.join(differ)}** (see provenance.json); " + line
+        shown = [f"{name}: {_by_iterations(segments, *_SHOWN[name])}" for name in differ if name in _SHOWN]
+        line = f"**SEGMENTS DIFFER in {', '.join(differ)}** ({'; '.join(shown + ['see provenance.json'])}); " + line
     return line
+
+
+# How a difference is shown in the summary line: the field that names it in each segment.
+_SHOWN = {"code": ("code", "git_commit"), "device class": ("device", "class"), "precision": ("runtime", "precision")}
+
+
+def _by_iterations(segments: list[dict], section: str, key: str) -> str:
+    """Each run of consecutive segments with one value of ``section.key``, with the iterations they trained:
+    e.g. ``"Intel Xeon ... for iterations 0-4,246, AMD EPYC ... for 4,246-17,530"``."""
+    spans: list[list] = []
+    for segment in segments:
+        value = str((segment.get(section) or {}).get(key))
+        value = value[:10] if key == "git_commit" else value
+        first, last = segment.get("first_step"), segment.get("last_step")
+        if spans and spans[-1][0] == value:
+            spans[-1][2] = last
+        else:
+            spans.append([value, first, last])
+    step = lambda s: f"{s:,}" if isinstance(s, int) else "?"  # noqa: E731
+    return ", ".join(f"{value} for {'iterations ' if i == 0 else ''}{step(first)}-{step(last)}"
+                     for i, (value, first, last) in enumerate(spans))
 
 
 def markdown(segment: dict) -> str:

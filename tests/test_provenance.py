@@ -209,6 +209,25 @@ def test_the_summary_line_marks_a_run_whose_segments_differ(change, named):
     assert line.startswith(f"**SEGMENTS DIFFER in {named}**") and "2 segments" in line
 
 
+def test_a_differing_machine_is_named_with_the_iterations_each_one_trained():
+    steps = [(0, 4_162), (4_162, 4_246), (4_246, 8_171), (8_171, 9_000)]
+    machines = ["Intel Xeon", "Intel Xeon", "AMD EPYC", "Intel Xeon"]
+    segments = [{**_segment(device__class=m), "first_step": a, "last_step": b} for m, (a, b) in zip(machines, steps)]
+    line = provenance.summary(segments)
+    assert line.startswith("**SEGMENTS DIFFER in device class** (device class: Intel Xeon for iterations 0-4,246, "
+                           "AMD EPYC for 4,246-8,171, Intel Xeon for 8,171-9,000; see provenance.json); ")
+
+
+@pytest.mark.parametrize("change,shown", [
+    ({"code__git_commit": "def4567890abcdef"}, "code: abc for iterations 0-10, def4567890 for 10-20"),
+    ({"runtime__precision": "float32"}, "precision: mixed bfloat16 for iterations 0-10, float32 for 10-20"),
+    ({"software__tensorflow": "2.22.0"}, "(see provenance.json)"),
+])
+def test_a_differing_code_or_precision_is_shown_per_segment_and_other_differences_point_to_the_file(change, shown):
+    segments = [{**_segment(), "first_step": 0, "last_step": 10}, {**_segment(**change), "first_step": 10, "last_step": 20}]
+    assert shown in provenance.summary(segments)
+
+
 def test_the_summary_line_of_consistent_segments_has_no_mark_and_names_the_facts():
     line = provenance.summary([_segment(), _segment(runtime__replicas=1)])
     assert "DIFFER" not in line

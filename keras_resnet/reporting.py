@@ -123,7 +123,9 @@ _COMPARABLE_DEVIATIONS = ("mixed_precision=",)
 def _why_not_comparable(config: dict, steps: int) -> str | None:
     """Why a row's error is not compared with the paper's (like with like only), or ``None``."""
     from keras_resnet.paper import CIFAR_SCHEDULE
-    if not config.get("residual", True) or config.get("shortcut") != "A":
+    if not config.get("residual", True):
+        return "plain nets are drawn in Figure 6, with no number in Table 6"
+    if config.get("shortcut") != "A":
         return "no such row in Table 6"
     if steps < CIFAR_SCHEDULE["train_steps"]:
         return "shorter schedule"
@@ -165,7 +167,9 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
         steps = config.get("train_steps") or 0
         not_comparable = _why_not_comparable(config, steps)
         paper, delta = _paper_cells(config.get("depth"), s, not_comparable)
-        if not config.get("residual", True) or config.get("shortcut") != "A":
+        if not config.get("residual", True):
+            paper = "Figure 6 only"
+        elif config.get("shortcut") != "A":
             paper = "-"
         differs = deviations(config) + sorted({r.reevaluation_note() for r in members if r.reevaluation})
         if steps < CIFAR_SCHEDULE["train_steps"]:

@@ -72,7 +72,16 @@ def test_short_runs_are_marked_and_not_compared(tmp_path):
     assert [r[0] for r in rows] == ["plain-20", "ResNet-20"]
     assert all(r[7].startswith("SHORT: 2,000 of 64,000") and r[5].startswith("- (") for r in rows)
     assert rows[1][5] == "- (shorter schedule)"
-    assert rows[0][1] == "-"
+    assert rows[0][1] == "Figure 6 only"
+
+
+def test_plain_rows_name_figure_6_and_other_shortcuts_no_paper_row(tmp_path):
+    fake_run(tmp_path, "p56", 56, False, 0, [60.0, 13.0])
+    fake_run(tmp_path, "r20b", 20, True, 0, [60.0, 8.0], shortcut="B")
+    plain, option_b = table_rows(tmp_path)[0]
+    assert plain[:2] == ["plain-56", "Figure 6 only"]
+    assert plain[5] == "- (plain nets are drawn in Figure 6, with no number in Table 6)"
+    assert option_b[:2] == ["ResNet-20 (B)", "-"] and option_b[5] == "- (no such row in Table 6)"
 
 
 def test_an_unfinished_run_is_listed_at_its_step_never_averaged_or_compared(tmp_path):

@@ -291,17 +291,22 @@ def time_to_error(run: Run, error: float, split: str | None = None) -> tuple[int
     """
     points = run.scalars.get(split or run.eval_split, {}).get("error", [])
     step = next((s for s, e in points if e <= error), None)
-    if step is None:
-        return None
+    return None if step is None else (step, training_seconds(run, step))
+
+
+def training_seconds(run: Run, step: int | None = None) -> float:
+    """Seconds of training up to iteration ``step`` (default: all logged), summed over the training log
+    intervals (iterations x batch / the images/s logged for them): time between the sessions of a
+    resumed run is not counted; evaluations and checkpoints inside the intervals are."""
     batch = run.config.get("batch_size", 128)
     seconds, previous = 0.0, 0
     for s, ips in run.scalars.get("train", {}).get("images_per_second", []):
-        if s > step:
+        if step is not None and s > step:
             break
         if ips > 0:
             seconds += (s - previous) * batch / ips
         previous = s
-    return step, seconds
+    return seconds
 
 
 def median_speed_seconds(run: Run, step: int) -> float | None:
@@ -331,6 +336,23 @@ def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
                           if hit else ["not reached", "-", "-"])
             where = f"{split}, as logged (the final error is from reevaluation.json)" if run.reevaluation else split
             rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {where} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def training_time_table(runs: list[Run]) -> str:
+    """Each run's iterations, training time (``training_seconds``) and the same at its median speed
+    (``median_speed_seconds``), its median images/s and the sessions it took (its provenance segments);
+    the machines are in the provenance lines."""
+    rows = ["| run | iterations | training time | at median speed | median images/s | segments |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for run in runs:
+        step = max((s for s, _ in run.scalars.get("train", {}).get("images_per_second", [])), default=0)
+        steady = median_speed_seconds(run, step)
+        speed = f"{step * run.config.get('batch_size', 128) / steady:,.0f}" if steady else "-"
+        segments = len(run.provenance["segments"]) if run.provenance else "-"
+        rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {step:,} | "
+                    f"{training_seconds(run) / 3600:.2f} h | {f'{steady / 3600:.2f} h' if steady else '-'} | {speed} | "
+                    f"{segments} |")
     return "\n".join(rows)
 
 

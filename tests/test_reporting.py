@@ -290,6 +290,15 @@ def test_runs_are_read_with_their_training_curves_on_the_log_grid_and_other_scal
     assert run.scalars["test"]["error"] == [(64_000, 10.0)]
 
 
+def test_training_time_sums_the_logged_intervals_and_also_gives_the_time_at_median_speed(tmp_path):
+    folder = fake_run(tmp_path, "r20", 20, True, 0, [30.0, 20.0, 10.0], wall=3600)  # 3 intervals of 1 h...
+    with tf.summary.create_file_writer(os.path.join(folder, "train")).as_default():
+        tf.summary.scalar("images_per_second", 21_333 * 128 / 7200, step=42_666)  # ...the second one slowed to 2 h.
+    (cells,) = [[c.strip() for c in line.strip("|").split("|")]
+                for line in reporting.training_time_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]]
+    assert cells == ["ResNet-20 (seed 0)", "64,000", "4.00 h", "3.00 h", f"{21_333 * 128 / 3600:,.0f}", "-"]
+
+
 def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():
     names = figures.response_layers(cifar_resnet(8, shortcut="B"))
     assert names == ["conv1_bn", "conv2_1_1_bn", "conv2_1_2_bn", "conv3_1_1_bn", "conv3_1_2_bn",

@@ -99,6 +99,11 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
                   "iterations at the run's median logged images/s, leaving out intervals slowed by other work "
                   "on a shared machine or paused inside.", "",
                   reporting.time_to_accuracy_table(cifar_runs), ""]
+    lines += ["## Training time", "",
+              "Iterations trained and hours of training (summed over the logged intervals; at the run's median "
+              "images/s: without the intervals slowed or paused by other work), and the segments (starts and "
+              "resumes) it took; the machines of each run are in its provenance line below.", "",
+              reporting.training_time_table(runs), ""]
     if cifar_runs:
         drawn = reporting.figure_runs(cifar_runs)
         figures.plot_curves(drawn, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)", paper_ylim=(0, 20))

@@ -33,6 +33,16 @@ def test_cifar10_weights_compute_the_shipped_resnet20_classifier():
     np.testing.assert_allclose(ours, np.asarray(classifier(x)), atol=1e-6)
 
 
+def test_the_64k_runs_model_keras_is_the_shipped_classifier_behind_its_preprocessing():
+    """Figure 7 draws the run's model.keras (rebuilt from the shipped weights): it must be the shipped net."""
+    folder = os.path.join(ROOT, "docs", "results", "cifar10-resnet20-64k")
+    classifier = keras.models.load_model(os.path.join(folder, "resnet20-cifar10.keras"))
+    net = keras.models.load_model(os.path.join(folder, "resnet20-seed0", "model.keras"))
+    x = raw_images()
+    logits = np.asarray(net(keras_resnet.cifar10_preprocessing()(x)), np.float32)
+    np.testing.assert_allclose(np.asarray(keras.ops.softmax(logits)), np.asarray(classifier(x)), atol=1e-6)
+
+
 def test_cifar10_weights_without_the_top_are_the_backbone_of_the_trained_net():
     full = keras_resnet.cifar_resnet(20, weights="cifar10")
     backbone = keras_resnet.cifar_resnet(20, weights="cifar10", include_top=False, pooling="avg")

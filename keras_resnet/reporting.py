@@ -1,6 +1,7 @@
-"""The reproduction report's content from runs read back (``keras_resnet.runs``): Table 6 and
-Tables 2-4 beside our runs (one row per configuration, how each recipe differs from the paper's),
-the paper's claims about depth checked on them, and time to accuracy. Figures: ``keras_resnet.figures``.
+"""The reproduction report's tables from runs read back (``keras_resnet.runs``): Table 6 and
+Tables 2-4 beside our runs (one row per configuration, how each recipe differs from the paper's) and
+the runs Figures 4 and 6 draw. The paper's claims checked on them: ``keras_resnet.claims``; time to
+accuracy and training time: ``keras_resnet.run_times``; figures: ``keras_resnet.figures``.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _paper_cells(depth: int, s: dict, not_comparable: str | None) -> tuple[str, 
 
 
 # Differences from the paper's recipe that leave a row comparable with Table 6 (the report says so).
-_COMPARABLE_DEVIATIONS = ("mixed_precision=",)
+COMPARABLE_DEVIATIONS = ("mixed_precision=",)
 
 
 def _why_not_comparable(config: dict, steps: int) -> str | None:
@@ -131,7 +132,7 @@ def _why_not_comparable(config: dict, steps: int) -> str | None:
         return "shorter schedule"
     if config.get("protocol", "test") != "test":
         return "validation protocol"
-    recipe = [d.split(" (")[0] for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)]
+    recipe = [d.split(" (")[0] for d in deviations(config) if not d.startswith(COMPARABLE_DEVIATIONS)]
     return f"recipe differs: {', '.join(recipe)}" if recipe else None
 
 
@@ -190,170 +191,6 @@ def cifar_table(runs: list[Run]) -> tuple[str, list[str]]:
                         f"{', '.join(f'{d:,}' for d in done)} | "
                         f"{'; '.join(differs + [f'only the images of {mask}'])} |")
     return "\n".join(rows), notes
-
-
-def final_training_error(run: Run, window: int = 2000) -> float | None:
-    """Mean of the training error logged over the last ``window`` iterations (batches as trained, with
-    augmentation: the paper's dashed curves); one logged interval alone is noisy."""
-    points = run.scalars.get("train", {}).get("error", [])
-    if not points:
-        return None
-    last = points[-1][0]
-    values = [e for s, e in points if s > last - window]
-    return sum(values) / len(values)
-
-
-def _test_set_error_se(error: float, images: int = 10_000) -> float:
-    """Binomial standard error (percentage points) of a test error measured on ``images`` images."""
-    p = error / 100.0
-    return 100.0 * (p * (1.0 - p) / images) ** 0.5
-
-
-def at_paper_recipe(run: Run) -> bool:
-    """A finished CIFAR-10 run of the paper's recipe and schedule (any precision): the runs the
-    paper's claims are checked on."""
-    config = run.config
-    return (config.get("dataset") == "cifar10" and is_finished(run)  # deviations() covers protocol and shortcut.
-            and not [d for d in deviations(config) if not d.startswith(_COMPARABLE_DEVIATIONS)])
-
-
-def depth_claims(runs: list[Run]) -> list[str]:
-    """The paper's claims about depth (section 4.2, Table 6, Figure 6), checked on the finished
-    CIFAR-10 runs that follow the paper's recipe and schedule (mixed precision allowed), one
-    Markdown line each: the deeper plain net has higher training and test error (degradation); the
-    residual net has lower training error than its plain twin; the deeper residual net has lower test
-    error. Errors are means over seeds; each test-error difference is given with its sampling error on
-    the test set (binomial, one run per net), so a difference within it is not read as a win."""
-    nets: dict[tuple[bool, int], list[Run]] = {}
-    for run in runs:
-        if (at_paper_recipe(run) and final_training_error(run) is not None
-                and run.final_error(run.eval_split) is not None):
-            nets.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(run)
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
-    test = {k: mean([r.final_error(r.eval_split) for r in v]) for k, v in nets.items()}
-    train = {k: mean([final_training_error(r) for r in v]) for k, v in nets.items()}
-    n = {k: len(v) for k, v in nets.items()}
-    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
-
-    def compare(deeper, shallower, what, values, expect_lower):
-        ours, theirs = values[deeper], values[shallower]
-        holds = ours < theirs if expect_lower else ours > theirs
-        verdict = "as the paper" if holds else "**not as the paper**"
-        text = f"{what} {ours:.2f} vs {theirs:.2f} % ({verdict}"
-        if values is test:
-            se = (_test_set_error_se(ours) ** 2 / n[deeper] + _test_set_error_se(theirs) ** 2 / n[shallower]) ** 0.5
-            text += f"; difference {ours - theirs:+.2f}, {'beyond' if abs(ours - theirs) > 2 * se else 'within'} " \
-                    f"twice its sampling error {se:.2f}"
-        return text + ")"
-
-    lines = []
-    plain = sorted(d for r, d in nets if not r)
-    for shallow, deep in zip(plain, plain[1:]):
-        a, b = (False, deep), (False, shallow)
-        lines.append(f"- Degradation (Figure 6, left): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'training error', train, False)}; {compare(a, b, 'test error', test, False)}.")
-    for depth in sorted(d for r, d in nets if r and (False, d) in nets):
-        a, b = (True, depth), (False, depth)
-        lines.append(f"- Residual against plain (Figure 6): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'training error', train, True)}; {compare(a, b, 'test error', test, True)}.")
-    residual = sorted(d for r, d in nets if r)
-    for shallow, deep in zip(residual, residual[1:]):
-        a, b = (True, deep), (True, shallow)
-        lines.append(f"- Deeper residual nets are better (Table 6): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'test error', test, True)}.")
-    return lines
-
-
-def response_claims(responses: dict[tuple[bool, int], list[list[float]]]) -> list[str]:
-    """The paper's claims about Figure 7, one Markdown line each: residual nets respond less than their
-    plain twins, and deeper residual nets less than shallower ones. ``responses``: (residual, depth) ->
-    one list of per-layer response stds per seed; compared by their mean over layers and seeds."""
-    level = {k: sum(sum(stds) / len(stds) for stds in v) / len(v) for k, v in responses.items() if v}
-    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
-    verdict = lambda a, b: "as the paper" if level[a] < level[b] else "**not as the paper**"  # noqa: E731
-    lines = [f"- Residual nets respond less than plain nets (Figure 7): {name((True, d))} {level[(True, d)]:.3f} vs "
-             f"{name((False, d))} {level[(False, d)]:.3f} ({verdict((True, d), (False, d))})"
-             for d in sorted(d for r, d in level if r and (False, d) in level)]
-    residual = sorted(d for r, d in level if r)
-    lines += [f"- Deeper residual nets respond less (Figure 7): {name((True, b))} {level[(True, b)]:.3f} vs "
-              f"{name((True, a))} {level[(True, a)]:.3f} ({verdict((True, b), (True, a))})"
-              for a, b in zip(residual, residual[1:])]
-    return lines
-
-
-def time_to_error(run: Run, error: float, split: str | None = None) -> tuple[int, float] | None:
-    """(iteration, seconds of training) at which the held-out error first falls to ``error``
-    percent or below (DAWNBench's time to accuracy), or ``None`` if it never does.
-
-    The seconds are summed over the training log intervals (iterations x batch / the
-    images/s logged for them), so time between sessions of a resumed run is not counted;
-    evaluations and checkpoints inside the intervals are.
-    """
-    points = run.scalars.get(split or run.eval_split, {}).get("error", [])
-    step = next((s for s, e in points if e <= error), None)
-    return None if step is None else (step, training_seconds(run, step))
-
-
-def training_seconds(run: Run, step: int | None = None) -> float:
-    """Seconds of training up to iteration ``step`` (default: all logged), summed over the training log
-    intervals (iterations x batch / the images/s logged for them): time between the sessions of a
-    resumed run is not counted; evaluations and checkpoints inside the intervals are."""
-    batch = run.config.get("batch_size", 128)
-    seconds, previous = 0.0, 0
-    for s, ips in run.scalars.get("train", {}).get("images_per_second", []):
-        if step is not None and s > step:
-            break
-        if ips > 0:
-            seconds += (s - previous) * batch / ips
-        previous = s
-    return seconds
-
-
-def median_speed_seconds(run: Run, step: int) -> float | None:
-    """Seconds to train ``step`` iterations at the run's median logged images/s: what the logged time
-    would be without the intervals slowed by other work on the machine or paused inside (a stopped
-    process, a suspended machine), which a shared machine's long runs have."""
-    rates = sorted(ips for _, ips in run.scalars.get("train", {}).get("images_per_second", []) if ips > 0)
-    if not rates:
-        return None
-    median = rates[len(rates) // 2] if len(rates) % 2 else (rates[len(rates) // 2 - 1] + rates[len(rates) // 2]) / 2
-    return step * run.config.get("batch_size", 128) / median
-
-
-def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
-    """Iterations and training time until the held-out accuracy (and that of its masked subset,
-    if evaluated) first reaches each of ``accuracies``: the logged time and the time at the run's
-    median speed (``median_speed_seconds``)."""
-    header = " | ".join(f"{a:g} %: iteration | {a:g} %: time | {a:g} %: at median speed" for a in accuracies)
-    rows = [f"| run | evaluated on | {header} |", "| --- | --- |" + " ---: | ---: | ---: |" * len(accuracies)]
-    for run in runs:
-        for split in (s for s in (run.eval_split, f"{run.eval_split}_subset") if s in run.scalars):
-            cells = []
-            for accuracy in accuracies:
-                hit = time_to_error(run, 100.0 - accuracy, split)
-                steady = median_speed_seconds(run, hit[0]) if hit else None
-                cells += ([f"{hit[0]:,}", f"{hit[1] / 3600:.2f} h", f"{steady / 3600:.2f} h" if steady else "-"]
-                          if hit else ["not reached", "-", "-"])
-            where = f"{split}, as logged (the final error is from reevaluation.json)" if run.reevaluation else split
-            rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {where} | {' | '.join(cells)} |")
-    return "\n".join(rows)
-
-
-def training_time_table(runs: list[Run]) -> str:
-    """Each run's iterations, training time (``training_seconds``) and the same at its median speed
-    (``median_speed_seconds``), its median images/s and the sessions it took (its provenance segments);
-    the machines are in the provenance lines."""
-    rows = ["| run | iterations | training time | at median speed | median images/s | segments |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for run in runs:
-        step = max((s for s, _ in run.scalars.get("train", {}).get("images_per_second", [])), default=0)
-        steady = median_speed_seconds(run, step)
-        speed = f"{step * run.config.get('batch_size', 128) / steady:,.0f}" if steady else "-"
-        segments = len(run.provenance["segments"]) if run.provenance else "-"
-        rows.append(f"| {run_label(run.config)} (seed {run.config.get('seed')}) | {step:,} | "
-                    f"{training_seconds(run) / 3600:.2f} h | {f'{steady / 3600:.2f} h' if steady else '-'} | {speed} | "
-                    f"{segments} |")
-    return "\n".join(rows)
 
 
 STRIDES = {"1x1": "1x1 (paper)", "3x3": "3x3 (v1.5)"}

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet import cifar_resnet, figures, reporting
+from keras_resnet import cifar_resnet, claims, figures, reporting, run_times
 from keras_resnet import runs as runs_lib
 from tools.report import write_report
 
@@ -121,9 +121,9 @@ def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(
 def test_time_to_accuracy_is_the_first_evaluation_at_or_under_the_error_and_the_summed_training_time(tmp_path):
     fake_run(tmp_path, "r20", 20, True, 0, [50.0, 9.5, 10.5, 8.9], wall=3600.0)
     run, = runs_lib.find_runs(str(tmp_path))
-    assert reporting.time_to_error(run, 10.0) == (32_000, pytest.approx(2 * 3600.0))
-    assert reporting.time_to_error(run, 9.0) == (64_000, pytest.approx(4 * 3600.0))
-    assert reporting.time_to_error(run, 5.0) is None
+    assert run_times.time_to_error(run, 10.0) == (32_000, pytest.approx(2 * 3600.0))
+    assert run_times.time_to_error(run, 9.0) == (64_000, pytest.approx(4 * 3600.0))
+    assert run_times.time_to_error(run, 5.0) is None
 
 
 def test_runs_without_scalars_are_listed_not_dropped(tmp_path):
@@ -215,7 +215,7 @@ def test_depth_claims_name_degradation_and_deeper_residual_nets_with_their_sampl
     fake_run(tmp_path, "p56", 56, False, 0, [50.0, 12.0])
     fake_run(tmp_path, "r20", 20, True, 0, [50.0, 8.5])
     fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.4])
-    lines = reporting.depth_claims(runs_lib.find_runs(str(tmp_path)))
+    lines = claims.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert lines[0] == ("- Degradation (Figure 6, left): plain-56 against plain-20: training error 17.00 vs 14.00 % "
                         "(as the paper); test error 12.00 vs 9.00 % (as the paper; difference +3.00, beyond twice its "
                         "sampling error 0.43).")
@@ -234,7 +234,7 @@ def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinishe
     (tmp_path / "p44" / "config.json").write_text((tmp_path / "p20" / "config.json").read_text().replace(
         '"depth": 20', '"depth": 44'))
     (tmp_path / "p44" / "stats.json").write_text(json.dumps({"complete": True}))
-    line, = reporting.depth_claims(runs_lib.find_runs(str(tmp_path)))
+    line, = claims.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert "plain-56 against plain-20: training error 14.00 vs 17.00 % (**not as the paper**)" in line
 
 
@@ -295,7 +295,7 @@ def test_training_time_sums_the_logged_intervals_and_also_gives_the_time_at_medi
     with tf.summary.create_file_writer(os.path.join(folder, "train")).as_default():
         tf.summary.scalar("images_per_second", 21_333 * 128 / 7200, step=42_666)  # ...the second one slowed to 2 h.
     (cells,) = [[c.strip() for c in line.strip("|").split("|")]
-                for line in reporting.training_time_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]]
+                for line in run_times.training_time_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]]
     assert cells == ["ResNet-20 (seed 0)", "64,000", "4.00 h", "3.00 h", f"{21_333 * 128 / 3600:,.0f}", "-"]
 
 
@@ -352,7 +352,7 @@ def test_the_cifar_claims_are_never_checked_on_imagenet_runs(tmp_path):
     imagenet_run(tmp_path, "r50", 50, "1x1", 23.0)  # Finished, at the paper's ImageNet recipe.
     run, = runs_lib.find_runs(str(tmp_path))
     assert runs_lib.is_finished(run) and reporting.deviations(run.config) == []
-    assert not reporting.at_paper_recipe(run)
+    assert not claims.at_paper_recipe(run)
 
 
 def test_imagenet_rows_name_the_stride_placement_and_compare_only_the_papers(tmp_path):
@@ -409,7 +409,7 @@ def test_the_report_checks_figure7s_claims_on_finished_paper_recipe_nets(tmp_pat
 
 
 def test_response_claims_compare_residual_with_plain_and_deeper_with_shallower():
-    lines = reporting.response_claims({
+    lines = claims.response_claims({
         (False, 20): [[1.0, 3.0]], (True, 20): [[1.0, 1.0], [1.0, 2.0]],  # Two seeds: 1.0 and 1.5, mean 1.25.
         (True, 56): [[1.5, 1.5]],
     })
@@ -425,7 +425,7 @@ def test_time_to_accuracy_has_a_row_for_the_masked_subset_when_it_was_evaluated(
         tf.summary.scalar("error", 12.0, step=32_000)
         tf.summary.scalar("error", 8.5, step=64_000)
     writer.close()
-    rows = reporting.time_to_accuracy_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]
+    rows = run_times.time_to_accuracy_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     assert [c[1] for c in cells] == ["test", "test_subset"]
     assert cells[0][2] == "not reached" and cells[1][2:8] == ["64,000", "0.03 h", "0.03 h", "64,000", "0.03 h", "0.03 h"]
@@ -439,9 +439,9 @@ def test_time_at_median_speed_leaves_out_a_paused_interval(tmp_path):
             tf.summary.scalar("images_per_second", ips, step=step)
     writer.close()
     run, = runs_lib.find_runs(str(tmp_path))
-    assert reporting.time_to_error(run, 10.0)[1] == pytest.approx(3 * 4000.0 + 16_000 * 128 / 2.0)
-    assert reporting.median_speed_seconds(run, 64_000) == pytest.approx(64_000 * 128 / 512.0)
-    row = reporting.time_to_accuracy_table([run]).splitlines()[2]
+    assert run_times.time_to_error(run, 10.0)[1] == pytest.approx(3 * 4000.0 + 16_000 * 128 / 2.0)
+    assert run_times.median_speed_seconds(run, 64_000) == pytest.approx(64_000 * 128 / 512.0)
+    row = run_times.time_to_accuracy_table([run]).splitlines()[2]
     assert "| 64,000 | 287.78 h | 4.44 h |" in row
 
 

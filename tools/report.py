@@ -16,7 +16,8 @@ import os
 from absl import flags
 
 from keras_resnet import cli
-from keras_resnet import figures, reporting
+from keras_resnet import claims as claims_lib
+from keras_resnet import figures, reporting, run_times
 from keras_resnet import runs as runs_lib
 
 _RUNS = flags.DEFINE_list("runs", None, "Folder(s) holding run folders (each with config.json), comma-separated.",
@@ -28,7 +29,7 @@ _FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Fig
 
 def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], list[str]]:
     """Figure 7 from the finished CIFAR runs' exported models; returns the runs used and the paper's
-    claims about it checked on those at the paper's recipe (``reporting.response_claims``)."""
+    claims about it checked on those at the paper's recipe (``keras_resnet.claims.response_claims``)."""
     import keras
 
     from keras_resnet import tasks
@@ -49,11 +50,11 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
         stds = [s for _, s in figures.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
         used.append(run.model_dir)
-        if reporting.at_paper_recipe(run):
+        if claims_lib.at_paper_recipe(run):
             by_net.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(stds)
     if responses:
         figures.plot_layer_responses(responses, path)
-    return used, reporting.response_claims(by_net)
+    return used, claims_lib.response_claims(by_net)
 
 
 def _drawn_line(drawn) -> str:
@@ -81,7 +82,7 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
              "## CIFAR-10 (Table 6)", "", table if len(table.splitlines()) > 2 else "(no finished run yet)", ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]
-    claims = reporting.depth_claims(runs)
+    claims = claims_lib.depth_claims(runs)
     if claims:
         lines += ["## The paper's claims about depth", "",
                   "Checked on the finished runs at the paper's recipe and schedule (training error: the mean of the "
@@ -98,12 +99,12 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
                   "(DAWNBench style; evaluated every `eval_every` iterations); \"at median speed\": the same "
                   "iterations at the run's median logged images/s, leaving out intervals slowed by other work "
                   "on a shared machine or paused inside.", "",
-                  reporting.time_to_accuracy_table(cifar_runs), ""]
+                  run_times.time_to_accuracy_table(cifar_runs), ""]
     lines += ["## Training time", "",
               "Iterations trained and hours of training (summed over the logged intervals; at the run's median "
               "images/s: without the intervals slowed or paused by other work), and the segments (starts and "
               "resumes) it took; the machines of each run are in its provenance line below.", "",
-              reporting.training_time_table(runs), ""]
+              run_times.training_time_table(runs), ""]
     if cifar_runs:
         drawn = reporting.figure_runs(cifar_runs)
         figures.plot_curves(drawn, os.path.join(out, "figure6.png"), "CIFAR-10 (Figure 6 layout)", paper_ylim=(0, 20))

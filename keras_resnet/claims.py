@@ -1,0 +1,99 @@
+"""The paper's claims checked on our finished CIFAR-10 runs at its recipe and schedule (section 4.2):
+degradation of deeper plain nets, residual nets below their plain twins, deeper residual nets better
+(Table 6, Figure 6), and smaller layer responses for residual and deeper nets (Figure 7). Each claim is
+one Markdown line of the report (``tools.report``) that says whether it holds, with the numbers.
+"""
+
+from __future__ import annotations
+
+from keras_resnet.reporting import COMPARABLE_DEVIATIONS, deviations
+from keras_resnet.runs import Run, is_finished
+
+
+def final_training_error(run: Run, window: int = 2000) -> float | None:
+    """Mean of the training error logged over the last ``window`` iterations (batches as trained, with
+    augmentation: the paper's dashed curves); one logged interval alone is noisy."""
+    points = run.scalars.get("train", {}).get("error", [])
+    if not points:
+        return None
+    last = points[-1][0]
+    values = [e for s, e in points if s > last - window]
+    return sum(values) / len(values)
+
+
+def _test_set_error_se(error: float, images: int = 10_000) -> float:
+    """Binomial standard error (percentage points) of a test error measured on ``images`` images."""
+    p = error / 100.0
+    return 100.0 * (p * (1.0 - p) / images) ** 0.5
+
+
+def at_paper_recipe(run: Run) -> bool:
+    """A finished CIFAR-10 run of the paper's recipe and schedule (any precision): the runs the
+    paper's claims are checked on."""
+    config = run.config
+    return (config.get("dataset") == "cifar10" and is_finished(run)  # deviations() covers protocol and shortcut.
+            and not [d for d in deviations(config) if not d.startswith(COMPARABLE_DEVIATIONS)])
+
+
+def depth_claims(runs: list[Run]) -> list[str]:
+    """The paper's claims about depth (section 4.2, Table 6, Figure 6), checked on the finished
+    CIFAR-10 runs that follow the paper's recipe and schedule (mixed precision allowed), one
+    Markdown line each: the deeper plain net has higher training and test error (degradation); the
+    residual net has lower training error than its plain twin; the deeper residual net has lower test
+    error. Errors are means over seeds; each test-error difference is given with its sampling error on
+    the test set (binomial, one run per net), so a difference within it is not read as a win."""
+    nets: dict[tuple[bool, int], list[Run]] = {}
+    for run in runs:
+        if (at_paper_recipe(run) and final_training_error(run) is not None
+                and run.final_error(run.eval_split) is not None):
+            nets.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(run)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    test = {k: mean([r.final_error(r.eval_split) for r in v]) for k, v in nets.items()}
+    train = {k: mean([final_training_error(r) for r in v]) for k, v in nets.items()}
+    n = {k: len(v) for k, v in nets.items()}
+    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
+
+    def compare(deeper, shallower, what, values, expect_lower):
+        ours, theirs = values[deeper], values[shallower]
+        holds = ours < theirs if expect_lower else ours > theirs
+        verdict = "as the paper" if holds else "**not as the paper**"
+        text = f"{what} {ours:.2f} vs {theirs:.2f} % ({verdict}"
+        if values is test:
+            se = (_test_set_error_se(ours) ** 2 / n[deeper] + _test_set_error_se(theirs) ** 2 / n[shallower]) ** 0.5
+            text += f"; difference {ours - theirs:+.2f}, {'beyond' if abs(ours - theirs) > 2 * se else 'within'} " \
+                    f"twice its sampling error {se:.2f}"
+        return text + ")"
+
+    lines = []
+    plain = sorted(d for r, d in nets if not r)
+    for shallow, deep in zip(plain, plain[1:]):
+        a, b = (False, deep), (False, shallow)
+        lines.append(f"- Degradation (Figure 6, left): {name(a)} against {name(b)}: "
+                     f"{compare(a, b, 'training error', train, False)}; {compare(a, b, 'test error', test, False)}.")
+    for depth in sorted(d for r, d in nets if r and (False, d) in nets):
+        a, b = (True, depth), (False, depth)
+        lines.append(f"- Residual against plain (Figure 6): {name(a)} against {name(b)}: "
+                     f"{compare(a, b, 'training error', train, True)}; {compare(a, b, 'test error', test, True)}.")
+    residual = sorted(d for r, d in nets if r)
+    for shallow, deep in zip(residual, residual[1:]):
+        a, b = (True, deep), (True, shallow)
+        lines.append(f"- Deeper residual nets are better (Table 6): {name(a)} against {name(b)}: "
+                     f"{compare(a, b, 'test error', test, True)}.")
+    return lines
+
+
+def response_claims(responses: dict[tuple[bool, int], list[list[float]]]) -> list[str]:
+    """The paper's claims about Figure 7, one Markdown line each: residual nets respond less than their
+    plain twins, and deeper residual nets less than shallower ones. ``responses``: (residual, depth) ->
+    one list of per-layer response stds per seed; compared by their mean over layers and seeds."""
+    level = {k: sum(sum(stds) / len(stds) for stds in v) / len(v) for k, v in responses.items() if v}
+    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
+    verdict = lambda a, b: "as the paper" if level[a] < level[b] else "**not as the paper**"  # noqa: E731
+    lines = [f"- Residual nets respond less than plain nets (Figure 7): {name((True, d))} {level[(True, d)]:.3f} vs "
+             f"{name((False, d))} {level[(False, d)]:.3f} ({verdict((True, d), (False, d))})"
+             for d in sorted(d for r, d in level if r and (False, d) in level)]
+    residual = sorted(d for r, d in level if r)
+    lines += [f"- Deeper residual nets respond less (Figure 7): {name((True, b))} {level[(True, b)]:.3f} vs "
+              f"{name((True, a))} {level[(True, a)]:.3f} ({verdict((True, b), (True, a))})"
+              for a, b in zip(residual, residual[1:])]
+    return lines

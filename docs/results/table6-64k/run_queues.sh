@@ -11,13 +11,25 @@
 # commit the runs started with) DATA=/work/runs/tfds RUNS=/work/runs/table6, started with
 #   setsid nohup ./run_queues.sh > /work/runs/table6.out 2>&1 < /dev/null &
 # Stop them with SIGTERM (each writes a checkpoint at its current step): pkill -TERM -f "recipes.cifar10 --depth"
+# To change this file while it runs, write the new version beside it and `mv` it over: bash reads a running
+# script from the file as it goes, so an edit in place can make the running one read commands it never had.
 set -u
 SAVED=${SAVED:-$(cd "$(dirname "$0")" && pwd)}
 cd "$CODE"
 PY=${PY:-python}
 mkdir -p "$RUNS"
 queue() {  # core, then one "model_dir name:flags" per run
-  local core=$1; shift
+  local core=$1 qfd; shift
+  # One queue per core: a rerun while the last one's queues are still exiting (a run takes up to a minute
+  # to checkpoint and exit on SIGTERM) waits for them, rather than finding its first run still locked and
+  # going on to the next one (which happened once, 2026-12-03 07:50: ResNet-20 seed 1 started on core 0
+  # beside the exiting ResNet-110; stopped within seconds, before its first step).
+  exec {qfd}> "$RUNS/queue$core.lock"
+  if ! flock -w 300 "$qfd"; then
+    echo "$(date -u +%FT%TZ) queue $core is still running after 5 minutes (another run_queues.sh?); not started" \
+        >> "$RUNS/queue$core.log"
+    return
+  fi
   for spec in "$@"; do
     name=${spec%%:*}; args=${spec#*:}
     (  # Holds the run's lock (fd 9, inherited by the recipe) from its restore to its end.

@@ -1,0 +1,129 @@
+"""docs/results/table6-64k/run_queues.sh, the script that trains issue 19's runs in two queues
+across sessions, run against a fake ``recipes.cifar10`` that trains instantly or holds on until
+released, so that each behaviour is checked in seconds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "table6-64k" / "run_queues.sh"
+RUNS = ("resnet110-seed0", "resnet56-seed0", "resnet56-decayall-seed0", "plain56-seed0", "plain20-seed0",
+        "resnet20-seed1")
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("flock") and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2
+         and {0, 1} <= os.sched_getaffinity(0)),
+    reason="needs flock, taskset and cores 0 and 1")
+
+# Trains at once (records "<run> <cwd>" in CTRL/trained and writes stats.json) unless CTRL/hold exists when
+# it starts: then it records CTRL/running-<run> and waits for CTRL/release, and exits 1 (interrupted).
+# A finished run (stats.json there) returns at once, as the real recipe does.
+FAKE_RECIPE = '''
+import os, sys, time
+ctrl = os.environ["FAKE_CTRL"]
+model_dir = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--model_dir=")][0]
+name = os.path.basename(model_dir)
+if os.path.exists(os.path.join(model_dir, "stats.json")):
+    sys.exit(0)
+if os.path.exists(os.path.join(ctrl, "hold")):
+    open(os.path.join(ctrl, "running-" + name), "w").close()
+    while not os.path.exists(os.path.join(ctrl, "release")):
+        time.sleep(0.05)
+    sys.exit(1)
+os.makedirs(model_dir, exist_ok=True)
+with open(os.path.join(ctrl, "trained"), "a") as f:
+    f.write(name + " " + os.getcwd() + "\\n")
+open(os.path.join(model_dir, "stats.json"), "w").close()
+'''
+
+
+def _checkout(path: Path) -> Path:
+    (path / "recipes").mkdir(parents=True)
+    (path / "recipes" / "__init__.py").write_text("")
+    (path / "recipes" / "cifar10.py").write_text(FAKE_RECIPE)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path):
+    ctrl = tmp_path / "ctrl"
+    ctrl.mkdir()
+    return {**os.environ, "CODE": str(_checkout(tmp_path / "code")), "NEW_CODE": str(_checkout(tmp_path / "new")),
+            "DATA": str(tmp_path / "data"), "RUNS": str(tmp_path / "runs"), "SAVED": str(tmp_path / "saved"),
+            "PY": sys.executable, "FAKE_CTRL": str(ctrl)}
+
+
+def _start(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(["bash", str(SCRIPT)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def _trained(env: dict) -> list[tuple[str, str]]:
+    path = Path(env["FAKE_CTRL"]) / "trained"
+    return [tuple(line.split()) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def started():
+    processes = []
+    yield processes
+    for process in processes:  # Only this test's own process groups.
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_every_run_is_trained_once_by_one_of_the_two_queues(env, started):
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    names = [name for name, _ in _trained(env)]
+    assert sorted(names) == sorted(RUNS)
+
+
+def test_only_the_runs_that_need_a_later_checkout_run_from_new_code(env, started):
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    where = dict(_trained(env))
+    assert where.pop("resnet56-decayall-seed0") == env["NEW_CODE"]
+    assert set(where.values()) == {env["CODE"]}
+
+
+def test_a_rerun_while_the_last_queues_are_exiting_resumes_their_runs_instead_of_skipping_them(env, started):
+    ctrl = Path(env["FAKE_CTRL"])
+    (ctrl / "hold").touch()
+    started.append(_start(env))  # The last session's queues, each in its first run.
+    _wait_for(lambda: (ctrl / "running-resnet110-seed0").exists() and (ctrl / "running-resnet56-seed0").exists())
+    (ctrl / "hold").unlink()
+    started.append(_start(env))  # The rerun, while those two runs still hold their locks.
+    time.sleep(1.0)
+    (ctrl / "release").touch()  # Now they exit (interrupted), and so do their queues.
+    assert started[0].wait(timeout=60) == 0
+    assert started[1].wait(timeout=120) == 0
+    names = [name for name, _ in _trained(env)]
+    assert sorted(names) == sorted(RUNS)  # Skipping them would have left both untrained.
+
+
+def test_a_run_missing_from_runs_is_restored_from_its_saved_copy_before_it_resumes(env, started):
+    saved = Path(env["SAVED"]) / "resnet110-seed0" / "checkpoints"
+    saved.mkdir(parents=True)
+    (saved / "checkpoint").write_text('model_checkpoint_path: "ckpt-28005"\n')
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    restored = Path(env["RUNS"]) / "resnet110-seed0" / "checkpoints" / "checkpoint"
+    assert restored.read_text() == (saved / "checkpoint").read_text()
+    assert "resnet110-seed0 restored from" in (Path(env["RUNS"]) / "queue0.log").read_text()

@@ -22,6 +22,7 @@ _PUBLIC = {
     "imagenet_resnet": "keras_resnet.models",
     "torchvision_preprocessing": "keras_resnet.pretrained",
     "cifar10_preprocessing": "keras_resnet.trained",
+    "reestimate_batch_norm_statistics": "keras_resnet.evaluation",
 }
 __all__ = sorted(_PUBLIC)
 __version__ = "0.2.0"  # The one source of the version: pyproject.toml reads it (a dynamic version).

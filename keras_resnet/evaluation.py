@@ -9,6 +9,7 @@ from __future__ import annotations
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -70,3 +71,68 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, mode: str 
     else:
         raise ValueError(f"mode must be one of 'single', 'ten_crop', 'multiscale', 'multiscale_noflip', got {mode!r}")
     return _accumulate(model, dataset, predict)
+
+
+def reestimate_batch_norm_statistics(model: keras.Model, batches) -> int:
+    """Sets every BN layer's moving mean and variance to the mean, over ``batches``, of the statistics
+    it normalises with in training ("precise BN": Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm";
+    ``torch.optim.swa_utils.update_bn``). Tells what a test error owes to the noise of the moving
+    averages, which follow the last few dozen batches only (momentum 0.9).
+
+    Each batch goes through the net in training mode, so that every layer sees the inputs it saw in
+    training; a BN layer with ``group_size`` ("ghost" BN) contributes the mean of its groups'
+    statistics, as its moving averages do in training (biased variance, as Keras). The weights are
+    not changed.
+
+    Args:
+        model: A functional Keras model whose own layers include its BN layers, each called once
+            (e.g. ``cifar_resnet(...)``).
+        batches: An iterable of image batches, or of ``(images, labels)``.
+
+    Returns:
+        The number of batches used.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        raise ValueError(f"{model.name} has no BatchNormalization layer of its own to re-estimate "
+                         "(pass the net itself, not a model that wraps it)")
+    for layer in layers:
+        if layer.axis not in (-1, len(layer.input.shape) - 1):
+            raise ValueError(f"{layer.name} normalises axis {layer.axis}; only channels-last BN is re-estimated")
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+
+    @tf.function(reduce_retracing=True)
+    def statistics(images):
+        inputs = probe(images, training=True)
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        out = []
+        for layer, x in zip(layers, inputs):
+            x = tf.cast(x, tf.float32)
+            group = getattr(layer, "group_size", None)
+            if group:  # (groups, group, ..., channels): each group's statistics, then their mean.
+                x = tf.reshape(x, [-1, group, *x.shape[1:]])
+            else:
+                x = x[None]
+            mean, variance = tf.nn.moments(x, axes=list(range(1, len(x.shape) - 1)))
+            out.append((tf.reduce_mean(mean, 0), tf.reduce_mean(variance, 0)))
+        return out
+
+    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    sums, count = None, 0
+    try:
+        for batch in batches:
+            images = batch[0] if isinstance(batch, (list, tuple)) else batch
+            stats = [(m.numpy().astype(np.float64), v.numpy().astype(np.float64)) for m, v in statistics(images)]
+            sums = stats if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, stats)]
+            count += 1
+    finally:  # Training-mode calls moved the moving averages: they are either replaced or put back.
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+    if count == 0:
+        raise ValueError("no batches to re-estimate the BN statistics from")
+    for layer, (mean, variance) in zip(layers, sums):
+        layer.moving_mean.assign((mean / count).astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign((variance / count).astype(layer.moving_variance.dtype))
+    return count
+

@@ -88,24 +88,17 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
     per-pixel mean, option A); training images whose per-pixel mean differs from the one already
     shipped; weights that do not reproduce the run's own net. Returns the manifest entry.
     """
-    import json
     import os
     import tempfile
 
     import tensorflow as tf
 
-    from keras_resnet import models, trained
+    from keras_resnet import models, runs, trained
     from keras_resnet.data.cifar10 import data_identity, load_cifar10
     from keras_resnet.run_config import PRECISIONS
 
     weights_dir = weights_dir or trained.WEIGHTS_DIR
-    config_path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise ValueError(f"--model_dir={model_dir} is not a run (no config.json)")
-    with open(config_path) as f:
-        config = json.load(f)
-    if config.get("dataset") != "cifar10":
-        raise ValueError(f"--model_dir={model_dir} is a {config.get('dataset')!r} run; only CIFAR-10 nets are shipped")
+    config = runs.read_cifar10_config(model_dir, "nets are shipped")
     for name in ("stats.json", "model.keras"):
         if not os.path.isfile(os.path.join(model_dir, name)):
             raise ValueError(f"--model_dir={model_dir} is not a finished run (no {name})")

@@ -86,6 +86,18 @@ def read_config(model_dir: str) -> dict:
     return _read_json(path) if os.path.exists(path) else {}
 
 
+def read_cifar10_config(model_dir: str, purpose: str) -> dict:
+    """A CIFAR-10 run's ``config.json``; one ``ValueError`` line when ``model_dir`` is no run or
+    another dataset's (``purpose``: what only CIFAR-10 runs are for, e.g. ``"nets are shipped"``)."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"--model_dir={model_dir} is not a run (no config.json)")
+    config = _read_json(path)
+    if config.get("dataset") != "cifar10":
+        raise ValueError(f"--model_dir={model_dir} is a {config.get('dataset')!r} run; only CIFAR-10 {purpose}")
+    return config
+
+
 def _read_json(path: str) -> dict:
     """A run's JSON file; ``ValueError`` naming it when it is damaged."""
     try:

@@ -63,6 +63,18 @@ class CifarExperiment:
     def name(self) -> str:
         return f"{'resnet' if self.residual else 'plain'}{self.depth}"
 
+    def build_model(self, dtype=None):
+        """The net this experiment trains, returning logits (``dtype``: a Keras dtype policy)."""
+        return cifar_resnet(self.depth, residual=self.residual, shortcut=self.shortcut,
+                            zero_init_residual=self.zero_init_residual, weight_decay_on=self.weight_decay_on,
+                            bn_group_size=self.bn_group_size, classifier_activation=None, dtype=dtype)
+
+    @classmethod
+    def from_run_config(cls, config: dict) -> "CifarExperiment":
+        """The experiment a run's ``config.json`` records (settings it lacks take their defaults)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
 
 def check_bn_groups(batch_size: int, replicas: int, bn_group_size: int | None, jit_compile: bool = False) -> None:
     """Raises ``ValueError`` unless the BN groups tile the batch: each replica's share a multiple of the
@@ -128,11 +140,6 @@ def cifar10_task(experiment: CifarExperiment, config: TrainConfig, data_dir: str
         subset_ds = cifar_data.cifar10_eval_dataset(subset, eval_batch_size, experiment.normalization)
         evaluations[f"{experiment.protocol}_subset"] = lambda model: _top1_only(evaluate_classifier(model, subset_ds))
 
-    def build_model(dtype):
-        return cifar_resnet(experiment.depth, residual=experiment.residual, shortcut=experiment.shortcut,
-                            zero_init_residual=experiment.zero_init_residual, weight_decay_on=experiment.weight_decay_on,
-                            bn_group_size=experiment.bn_group_size, classifier_activation=None, dtype=dtype)
-
     def train_dataset(ctx: tf.distribute.InputContext, start_step: int):
         return cifar_data.cifar10_train_dataset(
             train, config.batch_size, seed=config.seed, start_step=start_step, input_context=ctx,
@@ -147,7 +154,7 @@ def cifar10_task(experiment: CifarExperiment, config: TrainConfig, data_dir: str
     if eval_subset_mask:
         hparams["eval_subset_mask"] = eval_subset_mask
     data = cifar_data.data_identity({train_split: train, eval_split: held_out}, data_dir)
-    return Task(build_model=build_model, train_dataset=train_dataset, evaluations=evaluations,
+    return Task(build_model=experiment.build_model, train_dataset=train_dataset, evaluations=evaluations,
                 hparams=hparams, export=export, data=data)
 
 

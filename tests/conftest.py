@@ -49,6 +49,24 @@ def tiny_cifar(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def finished_cifar_run(tiny_cifar, tmp_path_factory):
+    """A finished depth-8 run of the CIFAR recipe on the tiny data (3 steps, batch 20, BN groups of 10):
+    (data_dir, model_dir). Shared: a test that changes the run works on a copy."""
+    import subprocess
+    import sys
+
+    data_dir, _ = tiny_cifar
+    run = tmp_path_factory.mktemp("finished") / "resnet8"
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.cifar10", f"--data_dir={data_dir}", f"--model_dir={run}", "--depth=8",
+         "--batch_size=20", "--bn_group_size=10", "--train_steps=3", "--eval_every=1000"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True,
+        timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return data_dir, str(run)
+
+
+@pytest.fixture(scope="session")
 def two_cpu_strategy():
     """One MirroredStrategy over the 2 logical CPUs for the whole session: TF's collective
     keys clash when several such strategies are created in one process."""

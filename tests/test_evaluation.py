@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet.evaluation import evaluate_classifier
+from keras_resnet.evaluation import evaluate_classifier, reestimate_batch_norm_statistics
+from keras_resnet.layers import FusedBatchNormalization
 
 
 def mean_colour_model():
@@ -108,3 +109,56 @@ def test_cifar10_classifier_takes_raw_rgb_and_returns_the_nets_softmax():
         expected = tf.nn.softmax(net(normalised, training=False)).numpy()
         got = cifar10_classifier(net, data.mean, data.std, normalization)(images.astype(np.float32), training=False).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# Re-estimated BN statistics ("precise BN").
+
+def bn_net(group_size=None):
+    """BN on the input (statistics easy to compute by hand), then conv, BN, ReLU, pooling, logits."""
+    inputs = keras.Input((4, 4, 3))
+    x = FusedBatchNormalization(group_size=group_size, name="bn_in")(inputs)
+    x = keras.layers.Conv2D(5, 3, padding="same", name="conv")(x)
+    x = FusedBatchNormalization(group_size=group_size, name="bn_conv")(x)
+    x = keras.layers.Activation("relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_reestimated_statistics_are_the_mean_over_batches_of_each_groups_statistics():
+    batches = [np.random.default_rng(i).normal(i, 1 + i, (8, 4, 4, 3)).astype(np.float32) for i in range(3)]
+    model = bn_net(group_size=4)
+    assert reestimate_batch_norm_statistics(model, batches) == 3
+    groups = np.concatenate([b.reshape(2, 4, 4, 4, 3) for b in batches])  # 6 groups of 4 images.
+    bn = model.get_layer("bn_in")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), groups.mean((1, 2, 3)).mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), groups.var((1, 2, 3)).mean(0), rtol=1e-5)
+
+
+def test_after_reestimating_on_one_batch_inference_reproduces_training_mode_on_it():
+    # Every BN layer, the later ones included, gets the statistics of the inputs it sees in training.
+    images = np.random.default_rng(0).normal(3, 2, (8, 4, 4, 3)).astype(np.float32)
+    model = bn_net()
+    training_mode = model(images, training=True).numpy()
+    reestimate_batch_norm_statistics(model, tf.data.Dataset.from_tensors((images, np.zeros(8))))
+    np.testing.assert_allclose(model(images, training=False).numpy(), training_mode, rtol=1e-4, atol=1e-4)
+
+
+def test_reestimating_changes_no_weight_and_a_failure_midway_leaves_the_statistics_as_they_were():
+    model = bn_net()
+    reestimate_batch_norm_statistics(model, [np.random.default_rng(0).normal(2, 3, (8, 4, 4, 3)).astype(np.float32)])
+    before = [w.copy() for w in model.get_weights()]
+
+    def failing_after_one_batch():
+        yield np.random.default_rng(1).normal(-1, 1, (8, 4, 4, 3)).astype(np.float32)
+        raise OSError("the reader failed")
+
+    with pytest.raises(OSError, match="the reader failed"):
+        reestimate_batch_norm_statistics(model, failing_after_one_batch())
+    with pytest.raises(ValueError, match="no batches to re-estimate the BN statistics from"):
+        reestimate_batch_norm_statistics(model, [])
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_reestimating_a_net_without_its_own_bn_layers_is_refused():
+    with pytest.raises(ValueError, match="has no BatchNormalization layer of its own"):
+        reestimate_batch_norm_statistics(mean_colour_model(), [np.zeros((2, 2, 2, 3), np.float32)])

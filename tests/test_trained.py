@@ -107,23 +107,6 @@ def test_there_is_a_shipped_classifier_to_check():
 
 # Shipping a run's net (keras_resnet.export.ship_cifar10_weights, tools.ship_weights).
 
-@pytest.fixture(scope="module")
-def finished_run(tiny_cifar, tmp_path_factory):
-    """A finished depth-8 run of the CIFAR recipe on the tiny data: (data_dir, model_dir)."""
-    import subprocess
-    import sys
-
-    data_dir, _ = tiny_cifar
-    run = tmp_path_factory.mktemp("ship") / "resnet8"
-    result = subprocess.run(
-        [sys.executable, "-m", "recipes.cifar10", f"--data_dir={data_dir}", f"--model_dir={run}", "--depth=8",
-         "--batch_size=20", "--bn_group_size=10", "--train_steps=3", "--eval_every=1000"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return data_dir, str(run)
-
-
 def copy_of(run, tmp_path, **config_changes):
     import json
     import shutil
@@ -135,12 +118,12 @@ def copy_of(run, tmp_path, **config_changes):
     return str(copy)
 
 
-def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finished_run, tmp_path):
+def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finished_cifar_run, tmp_path):
     import json
 
     from keras_resnet import export
 
-    data_dir, run = finished_run
+    data_dir, run = finished_cifar_run
     weights_dir = str(tmp_path / "weights")
     export.ship_cifar10_weights(run, data_dir, weights_dir)
     entry = export.ship_cifar10_weights(run, data_dir, weights_dir)  # Again: replaces, never duplicates.
@@ -166,10 +149,10 @@ def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finish
     (dict(normalization="channel_mean_std"), r"was trained with normalization='channel_mean_std'"),
     ("unfinished", r"is not a finished run \(no stats.json\)"),
 ])
-def test_shipping_refuses_a_run_the_shipped_preprocessing_does_not_fit(finished_run, tmp_path, change, message):
+def test_shipping_refuses_a_run_the_shipped_preprocessing_does_not_fit(finished_cifar_run, tmp_path, change, message):
     from keras_resnet import export
 
-    data_dir, run = finished_run
+    data_dir, run = finished_cifar_run
     copy = copy_of(run, tmp_path, **(change if isinstance(change, dict) else {}))
     if change == "unfinished":
         os.remove(os.path.join(copy, "stats.json"))
@@ -178,10 +161,10 @@ def test_shipping_refuses_a_run_the_shipped_preprocessing_does_not_fit(finished_
     assert not os.path.exists(tmp_path / "weights")
 
 
-def test_shipping_refuses_training_images_whose_mean_differs_from_the_shipped_one(finished_run, tmp_path):
+def test_shipping_refuses_training_images_whose_mean_differs_from_the_shipped_one(finished_cifar_run, tmp_path):
     from keras_resnet import export
 
-    data_dir, run = finished_run
+    data_dir, run = finished_cifar_run
     os.makedirs(tmp_path / "weights")
     np.save(tmp_path / "weights" / trained.CIFAR10_PIXEL_MEAN, np.full((32, 32, 3), 120.0, np.float32))
     with pytest.raises(ValueError, match=r"have another per-pixel mean than .* share one cifar10_preprocessing"):
@@ -189,12 +172,12 @@ def test_shipping_refuses_training_images_whose_mean_differs_from_the_shipped_on
     assert os.listdir(tmp_path / "weights") == [trained.CIFAR10_PIXEL_MEAN]
 
 
-def test_weights_that_do_not_reproduce_the_runs_net_are_not_shipped(finished_run, tmp_path):
+def test_weights_that_do_not_reproduce_the_runs_net_are_not_shipped(finished_cifar_run, tmp_path):
     """A run whose config.json says plain while its net is residual: the plain builder with these weights
     computes another function, and nothing is written."""
     from keras_resnet import export
 
-    data_dir, run = finished_run
+    data_dir, run = finished_cifar_run
     copy = copy_of(run, tmp_path, residual=False)
     with pytest.raises(ValueError, match=r"do not reproduce its logits .* nothing was shipped"):
         export.ship_cifar10_weights(copy, data_dir, str(tmp_path / "weights"))

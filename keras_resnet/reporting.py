@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from keras_resnet.run_config import IMPLIED_WHEN_ABSENT
 from keras_resnet.runs import Run, is_finished, run_label
 
 
@@ -58,7 +59,7 @@ def deviations(config: dict) -> list[str]:
                   if k not in _IDENTITY and k != "replicas" and ours.get(k, "?") != paper.get(k))
     if config.get("dataset") == "imagenet2012" and "shortcut" in keys and config.get("depth") == 34:
         keys.remove("shortcut")  # Tables 3 and 4 report ResNet-34 with A, B and C.
-    return [f"{k}={ours.get(k, 'not recorded')} (paper: {paper.get(k)})" for k in keys]
+    return [f"{k}={ours.get(k, 'not recorded')} (paper: {paper.get(k, IMPLIED_WHEN_ABSENT.get(k))})" for k in keys]
 
 
 def _group(runs: list[Run]) -> dict[tuple, list[Run]]:

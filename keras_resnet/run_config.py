@@ -135,13 +135,16 @@ def what_is_trained(hparams: dict) -> dict:
         kept = {k: v for k, v in kept.items() if not k.startswith("plateau_")}
     if kept.get("warmup_lr") is None:
         kept = {k: v for k, v in kept.items() if not k.startswith("warmup_") or k == "warmup_lr"}
-    if not kept.get("tf32"):  # TF32 off is what runs recorded before the setting existed computed on CPUs.
-        kept.pop("tf32", None)
-    if kept.get("weight_decay_on") == "kernels":  # What every run before the setting existed decayed.
-        kept.pop("weight_decay_on")
-    if kept.get("resize_antialias") is True:  # How every ImageNet run before the setting existed resized.
-        kept.pop("resize_antialias")
+    for key, value in IMPLIED_WHEN_ABSENT.items():
+        if key in kept and kept[key] == value:
+            kept.pop(key)
     return kept
+
+
+# Settings added after runs were recorded without them: the value every such run computed with, left out of
+# what_is_trained when it has it (TF32 is off on CPUs; every run decayed the kernels only; every ImageNet run
+# resized with antialiasing).
+IMPLIED_WHEN_ABSENT = {"tf32": False, "weight_decay_on": "kernels", "resize_antialias": True}
 
 
 def check_config(model_dir: str, hparams: dict) -> None:

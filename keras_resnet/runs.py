@@ -213,11 +213,15 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
 
 
 def run_label(config: dict) -> str:
+    """The net as tables and figures name it: ``ResNet-56``, ``plain-20``, ``ResNet-34 (B)`` (a shortcut
+    other than the paper's for that dataset), ``ResNet-56 (decay all)`` (weight decay on every parameter)."""
     kind = "ResNet" if config.get("residual", True) else "plain"
     shortcut = config.get("shortcut")
-    suffix = f" ({shortcut})" if config.get("residual", True) and shortcut and not (
-        config.get("dataset") == "cifar10" and shortcut == "A") else ""
-    return f"{kind}-{config.get('depth')}{suffix}"
+    notes = [shortcut] if config.get("residual", True) and shortcut and not (
+        config.get("dataset") == "cifar10" and shortcut == "A") else []
+    if config.get("weight_decay_on") == "all":
+        notes.append("decay all")
+    return f"{kind}-{config.get('depth')}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def is_finished(run: Run) -> bool:

@@ -106,6 +106,16 @@ def test_runs_of_different_configurations_are_separate_rows_that_say_how_they_di
     assert all(r[3] == "1" for r in rows)
 
 
+def test_a_run_that_decays_every_parameter_is_a_row_and_a_label_of_its_own(tmp_path):
+    fake_run(tmp_path, "kernels", 56, True, 0, [50.0, 8.0])
+    fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0], weight_decay_on="all")
+    rows, _ = table_rows(tmp_path)
+    assert sorted(r[0] for r in rows) == ["ResNet-56", "ResNet-56 (decay all)"]
+    assert {r[0]: r[7] for r in rows}["ResNet-56 (decay all)"] == "weight_decay_on=all (paper: kernels)"
+    assert runs_lib.run_label({"depth": 34, "shortcut": "B", "dataset": "imagenet2012",
+                               "weight_decay_on": "all"}) == "ResNet-34 (B, decay all)"
+
+
 def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(tmp_path):
     for seed, final in enumerate((6.5, 6.7, 6.9)):
         fake_run(tmp_path, f"r110-{seed}", 110, True, seed, [50.0, final])

@@ -68,3 +68,10 @@ def test_diagnose_run_of_a_folder_that_is_no_run_exits_with_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120, env=ENV)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: --model_dir={tmp_path} is not a run (no config.json)"
+
+
+def test_a_checkpoint_that_does_not_exist_is_refused_in_one_line(finished_cifar_run):
+    _, run = finished_cifar_run
+    missing = os.path.join(run, "checkpoints", "ckpt-99")
+    with pytest.raises(ValueError, match=r"--checkpoint=.*ckpt-99 is not a checkpoint \(no .*ckpt-99.index\)"):
+        diagnosis.load_run_net(run, missing)

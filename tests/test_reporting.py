@@ -116,6 +116,14 @@ def test_a_run_that_decays_every_parameter_is_a_row_and_a_label_of_its_own(tmp_p
                                "weight_decay_on": "all"}) == "ResNet-34 (B, decay all)"
 
 
+def test_a_runs_seed_joins_its_label_notes_in_one_pair_of_parentheses(tmp_path):
+    fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0], weight_decay_on="all")
+    fake_run(tmp_path, "plain", 20, False, 1, [50.0, 9.0])
+    tables = run_times.time_to_accuracy_table(runs_lib.find_runs([str(tmp_path)]))
+    assert "| ResNet-56 (decay all, seed 0) |" in tables
+    assert "| plain-20 (seed 1) |" in tables
+
+
 def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(tmp_path):
     for seed, final in enumerate((6.5, 6.7, 6.9)):
         fake_run(tmp_path, f"r110-{seed}", 110, True, seed, [50.0, final])

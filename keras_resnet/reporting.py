@@ -93,7 +93,7 @@ def _unfinished_notes(runs: list[Run]) -> list[str]:
         error = run.final(run.eval_split)
         points = run.scalars.get(run.eval_split, {}).get("error")
         measured = f", {run.eval_split} error {error:.2f} at step {points[-1][0]:,}" if error is not None else ""
-        name = run_label(run.config, f"seed {run.config.get('seed')}", f"`{run.model_dir}`")
+        name = run_label(run.config, f"`{run.model_dir}`", seed=True)
         notes.append(f"{name}: unfinished at "
                      f"step {run.final_step:,}{f' of {steps:,}' if steps else ''}{measured}; not averaged, "
                      "not compared")

@@ -62,8 +62,7 @@ def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
                 cells += ([f"{hit[0]:,}", f"{hit[1] / 3600:.2f} h", f"{steady / 3600:.2f} h" if steady else "-"]
                           if hit else ["not reached", "-", "-"])
             where = f"{split}, as logged (the final error is from reevaluation.json)" if run.reevaluation else split
-            name = run_label(run.config, f"seed {run.config.get('seed')}")
-            rows.append(f"| {name} | {where} | {' | '.join(cells)} |")
+            rows.append(f"| {run_label(run.config, seed=True)} | {where} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -78,8 +77,7 @@ def training_time_table(runs: list[Run]) -> str:
         steady = median_speed_seconds(run, step)
         speed = f"{step * run.config.get('batch_size', 128) / steady:,.0f}" if steady else "-"
         segments = len(run.provenance["segments"]) if run.provenance else "-"
-        name = run_label(run.config, f"seed {run.config.get('seed')}")
-        rows.append(f"| {name} | {step:,} | "
+        rows.append(f"| {run_label(run.config, seed=True)} | {step:,} | "
                     f"{training_seconds(run) / 3600:.2f} h | {f'{steady / 3600:.2f} h' if steady else '-'} | {speed} | "
                     f"{segments} |")
     return "\n".join(rows)

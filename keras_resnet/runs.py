@@ -212,18 +212,18 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
     return runs
 
 
-def run_label(config: dict, *details: str) -> str:
+def run_label(config: dict, *details: str, seed: bool = False) -> str:
     """The net as tables and figures name it: ``ResNet-56``, ``plain-20``, ``ResNet-34 (B)`` (a shortcut
     other than the paper's for that dataset), ``ResNet-56 (decay all)`` (weight decay on every parameter).
-    ``details`` join those notes in the same parentheses: ``run_label(c, "seed 0")`` gives
-    ``ResNet-56 (decay all, seed 0)``."""
+    ``seed=True`` names one run of it, then ``details``, in the same parentheses:
+    ``run_label(c, seed=True)`` gives ``ResNet-56 (decay all, seed 0)``."""
     kind = "ResNet" if config.get("residual", True) else "plain"
     shortcut = config.get("shortcut")
     notes = [shortcut] if config.get("residual", True) and shortcut and not (
         config.get("dataset") == "cifar10" and shortcut == "A") else []
     if config.get("weight_decay_on") == "all":
         notes.append("decay all")
-    notes += details
+    notes += ([f"seed {config.get('seed')}"] if seed else []) + list(details)
     return f"{kind}-{config.get('depth')}" + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -119,9 +119,13 @@ def test_a_run_that_decays_every_parameter_is_a_row_and_a_label_of_its_own(tmp_p
 def test_a_runs_seed_joins_its_label_notes_in_one_pair_of_parentheses(tmp_path):
     fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0], weight_decay_on="all")
     fake_run(tmp_path, "plain", 20, False, 1, [50.0, 9.0])
-    tables = run_times.time_to_accuracy_table(runs_lib.find_runs([str(tmp_path)]))
-    assert "| ResNet-56 (decay all, seed 0) |" in tables
-    assert "| plain-20 (seed 1) |" in tables
+    runs = runs_lib.find_runs([str(tmp_path)])
+    for table in (run_times.time_to_accuracy_table(runs), run_times.training_time_table(runs)):
+        assert "| ResNet-56 (decay all, seed 0) |" in table
+        assert "| plain-20 (seed 1) |" in table
+    fake_run(tmp_path, "unfinished", 56, True, 2, [50.0, 20.0], finished=False, reached=8_000, weight_decay_on="all")
+    notes = reporting._unfinished_notes([r for r in runs_lib.find_runs([str(tmp_path)]) if not runs_lib.is_finished(r)])
+    assert notes[0].startswith(f"ResNet-56 (decay all, seed 2, `{tmp_path / 'unfinished'}`): unfinished at step 8,000")
 
 
 def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(tmp_path):

@@ -46,7 +46,7 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
         held_out = load_cifar10(eval_split, data_dir, train_split=train_split)
         normalization = run.config.get("normalization", "pixel_mean")
         x = next(iter(cifar10_eval_dataset(held_out, images, normalization).take(1)))[0].numpy()
-        label = runs_lib.run_label(run.config, f"seed {run.config.get('seed')}")
+        label = runs_lib.run_label(run.config, seed=True)
         stds = [s for _, s in figures.layer_response_std(keras.models.load_model(model_path), x)]
         responses[label] = stds
         used.append(run.model_dir)

@@ -152,10 +152,14 @@ def test_the_logged_training_loss_and_error_are_per_image_over_the_batch(tmp_pat
 
 
 def test_loss_falls_on_a_learnable_task(tmp_path):
-    stats = training.train(tiny_config(train_steps=30, lr=0.05, lr_boundaries=(), log_every=5, eval_every=30),
+    # BN over batches of 16 from 64 images: one logged interval can spike after the loss has fallen
+    # (CI once logged 1.27 at step 30 after 0.71 at step 5, unseeded). So the LR falls tenfold for the
+    # last third, as the paper's schedule ends, and the last three logs are taken by their median.
+    keras.utils.set_random_seed(0)
+    stats = training.train(tiny_config(train_steps=30, lr=0.05, lr_boundaries=(20,), log_every=5, eval_every=30),
                            tiny_task(), str(tmp_path))
     losses = [v for _, v in read_scalars(str(tmp_path / "train"))["loss"]]
-    assert losses[-1] < 0.5 * losses[0]
+    assert np.median(losses[-3:]) < 0.5 * losses[0]
     assert stats["test_error"] < 50
 
 

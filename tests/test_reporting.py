@@ -414,6 +414,21 @@ def test_figure7_reads_each_runs_own_split_and_normalisation(tmp_path, monkeypat
     assert calls == [("load", "train[90%:]", "train[:90%]"), ("normalise", "channel_mean_std")]
 
 
+def test_figure7_names_each_net_by_its_label_and_seed(tmp_path, monkeypatch):
+    import keras_resnet.data as data
+    from tools.report import figure7
+
+    monkeypatch.setattr(data, "load_cifar10", lambda split, data_dir, train_split: "held-out")
+    monkeypatch.setattr(data, "cifar10_eval_dataset", lambda held_out, n, normalization:
+                        tf.data.Dataset.from_tensors((np.zeros((2, 32, 32, 3), "float32"), [0, 0])))
+    drawn = {}
+    monkeypatch.setattr(figures, "plot_layer_responses", lambda responses, path: drawn.update(responses))
+    folder = fake_run(tmp_path, "all", 8, True, 3, [50.0], weight_decay_on="all")
+    cifar_resnet(8, classifier_activation=None).save(os.path.join(folder, "model.keras"))
+    figure7(runs_lib.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
+    assert list(drawn) == ["ResNet-8 (decay all, seed 3)"]
+
+
 def test_the_report_checks_figure7s_claims_on_finished_paper_recipe_nets(tmp_path, monkeypatch):
     import keras_resnet.data as data
 

@@ -50,6 +50,15 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def segment_seconds(segment: dict) -> float:
+    """Wall-clock seconds from a segment's start to its last recorded end (its last checkpoint, or
+    its finish); 0 for a segment with no end recorded."""
+    if not segment.get("start_time") or not segment.get("end_time"):
+        return 0.0
+    start, end = (datetime.datetime.fromisoformat(segment[k]) for k in ("start_time", "end_time"))
+    return max(0.0, (end - start).total_seconds())
+
+
 def _git(root: str, *args: str) -> str | None:
     try:
         out = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=20, check=True)
@@ -215,6 +224,13 @@ class RunProvenance:
         if finished:
             self.segment["ended"] = "finished"
         self.write()
+
+    def run_seconds(self) -> float:
+        """Wall-clock seconds of the whole run up to now: every earlier segment from its start to its
+        last recorded end, plus this one. Time between segments (a run waiting for the next session)
+        is not counted; steps repeated after a hard kill count once, in the segment that kept them."""
+        earlier = sum(segment_seconds(s) for s in self.record["segments"] if s is not self.segment)
+        return earlier + segment_seconds({**self.segment, "end_time": now()})
 
     def write(self) -> None:
         tmp = f"{self.path}.tmp"

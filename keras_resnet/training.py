@@ -148,8 +148,11 @@ def train(config: TrainConfig, task: Task, model_dir: str,
 
     Returns:
         A dict with ``step``, ``train_loss``, ``train_error``, ``<eval>_loss``,
-        ``<eval>_error`` at the final step, ``images_per_second``,
-        ``wall_seconds``, ``interrupted`` (the signal number, or ``None``).
+        ``<eval>_error`` at the final step, ``images_per_second`` and ``wall_seconds`` of this
+        call (for a resumed run, its last segment), ``run_wall_seconds`` and ``segments``: the
+        whole run's wall-clock time summed over the segments in ``provenance.json`` (time between
+        segments not counted) and how many there were, ``complete``, ``interrupted`` (the signal
+        number, or ``None``).
 
     Raises:
         run_config.ConfigMismatchError: ``model_dir`` holds a run of another configuration.
@@ -283,8 +286,11 @@ class _TrainingLoop:
         """The final numbers; when the run is complete, the chief writes the model, its export and
         stats.json. A non-chief worker removes its scratch checkpoints."""
         self.summaries.flush()
-        self.stats.update(step=self.step, images_per_second=self.clock["images_per_second"],
-                          wall_seconds=time.time() - self.t_start, complete=self.step >= self.config.train_steps)
+        wall = time.time() - self.t_start
+        self.stats.update(step=self.step, images_per_second=self.clock["images_per_second"], wall_seconds=wall,
+                          run_wall_seconds=self.provenance.run_seconds() if self.provenance else wall,
+                          segments=len(self.provenance.record["segments"]) if self.provenance else 1,
+                          complete=self.step >= self.config.train_steps)
         if self.stats["complete"] and self.chief:
             with run_errors.reporting_write_errors(f"the final model in {self.model_dir}", self.checkpoints.chief):
                 self.state.model.save(os.path.join(self.model_dir, "model.keras"))

@@ -1,5 +1,6 @@
 """Run provenance: what produced a run, one segment per start or resume (keras_resnet.provenance)."""
 
+import datetime
 import hashlib
 import json
 import os
@@ -259,6 +260,21 @@ def test_a_damaged_provenance_file_is_kept_aside_and_a_new_record_started(tmp_pa
     assert saved["damaged_record_kept_as"] == kept[0] and saved["segments"][0]["first_step"] == 7
     record.update(9)
     assert provenance.read(str(path))["segments"][0]["last_step"] == 9
+
+
+def test_run_seconds_sum_each_segment_from_start_to_last_end_and_this_one_up_to_now(tmp_path):
+    t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    at = lambda seconds: (t0 + datetime.timedelta(seconds=seconds)).isoformat()
+    earlier = [{"start_time": at(0), "end_time": at(100)},  # 100 s, then 900 s waiting for the next session
+               {"start_time": at(1000), "end_time": at(1200)},  # 200 s
+               {"start_time": at(2000), "end_time": None}]  # killed before its first checkpoint: not counted
+    path = tmp_path / "provenance.json"
+    path.write_text(json.dumps({"segments": earlier}))
+    record = provenance.RunProvenance(str(path), {}, first_step=7)
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=50)
+    record.segment["start_time"] = started.isoformat(timespec="seconds")
+    record.update(8)
+    assert 350 <= record.run_seconds() <= 352
 
 
 def test_the_distribution_has_a_name_of_its_own_and_its_version_is_the_packages():

@@ -1,6 +1,7 @@
 """Specification of the training loop on tiny tasks (CPU)."""
 
 import dataclasses
+import datetime
 import glob
 import json
 import os
@@ -176,6 +177,27 @@ def test_resume_continues_at_the_next_step_with_the_right_lr(tmp_path):
               for e in tf.compat.v1.train.summary_iterator(path) if any(v.tag == "loss" for v in e.summary.value)]
     assert sorted(logged) == [1, 2, 3, 4, 5, 6]
     assert [round(v, 6) for _, v in scalars["learning_rate"]] == [0.05] * 4 + [0.005] * 2
+
+
+def test_stats_of_a_resumed_run_count_the_wall_time_of_every_segment(tmp_path):
+    config = tiny_config(train_steps=4)
+    training.train(config, tiny_task(), str(tmp_path), stop_after=2)
+    # As if the first segment had trained for a whole session: it started 1,000 s before its last checkpoint.
+    record = json.loads((tmp_path / "provenance.json").read_text())
+    first = record["segments"][0]
+    first["start_time"] = (datetime.datetime.fromisoformat(first["end_time"])
+                           - datetime.timedelta(seconds=1000)).isoformat()
+    (tmp_path / "provenance.json").write_text(json.dumps(record))
+    stats = training.train(config, tiny_task(), str(tmp_path))
+    assert stats["complete"] and stats["segments"] == 2
+    assert stats["wall_seconds"] < 1000 <= stats["run_wall_seconds"] <= 1000 + stats["wall_seconds"] + 2
+    assert json.loads((tmp_path / "stats.json").read_text())["run_wall_seconds"] == stats["run_wall_seconds"]
+
+
+def test_stats_of_a_run_trained_in_one_go_have_one_segment_and_its_wall_time(tmp_path):
+    stats = training.train(tiny_config(train_steps=2), tiny_task(), str(tmp_path))
+    assert stats["segments"] == 1
+    assert stats["run_wall_seconds"] == pytest.approx(stats["wall_seconds"], abs=2)
 
 
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, op_determinism):

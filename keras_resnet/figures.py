@@ -3,7 +3,7 @@ Figures 4 and 6, and Figure 7's standard deviations of layer responses."""
 
 from __future__ import annotations
 
-from keras_resnet.runs import Run, run_label
+from keras_resnet.runs import Run
 
 
 def plot_curves(runs: list[Run], path: str, title: str,
@@ -21,13 +21,12 @@ def plot_curves(runs: list[Run], path: str, title: str,
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    depths = sorted({r.config.get("depth") for r in runs})
-    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(depths)}
+    styles = curve_styles(runs)
     for ax, residual in zip(axes, (False, True)):
         for run in sorted((r for r in runs if r.config.get("residual", True) == residual),
-                          key=lambda r: r.config.get("depth")):
-            colour = colours[run.config.get("depth")]
-            label = run_label(run.config)
+                          key=lambda r: (r.config.get("depth"), styles[r.model_dir][0])):
+            label, colour_index = styles[run.model_dir]
+            colour = plt.cm.tab10(colour_index % 10)
             for split, style in (("train", "--"), (run.eval_split, "-")):
                 points = run.scalars.get(split, {}).get("error", [])
                 if points:
@@ -47,6 +46,18 @@ def plot_curves(runs: list[Run], path: str, title: str,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return axes[0].get_ylim()
+
+
+def curve_styles(runs: list[Run]) -> dict[str, tuple[str, int]]:
+    """(legend label, colour index) of each run's curves, by ``model_dir``. As in the paper's figures,
+    plain and residual nets of one depth share a colour; a run of another recipe (``ResNet-56 (decay
+    all)``, or settings named by ``reporting.figure_labels``) gets a colour and label of its own."""
+    from keras_resnet.reporting import figure_labels
+    labels = figure_labels(runs)
+    net = {r.model_dir: labels[r.model_dir].split("-", 1)[-1] for r in runs}  # "56 (decay all)", no kind.
+    order = sorted({(r.config.get("depth") or 0, net[r.model_dir]) for r in runs})
+    colour = {key: i for i, (_, key) in enumerate(order)}
+    return {r.model_dir: (labels[r.model_dir], colour[net[r.model_dir]]) for r in runs}
 
 
 def response_layers(model) -> list[str]:

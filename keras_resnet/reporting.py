@@ -86,6 +86,25 @@ def figure_runs(runs: list[Run]) -> list[Run]:
     return sorted(chosen, key=lambda r: r.model_dir)
 
 
+def figure_labels(runs: list[Run]) -> dict[str, str]:
+    """Each drawn run's name in a figure's legend, by ``model_dir``: its ``run_label``, and where runs
+    share one (they differ in a setting the label does not name, e.g. the LR), the settings they
+    differ in: ``ResNet-20 (lr=0.2)``."""
+    by_label: dict[str, list[Run]] = {}
+    for run in runs:
+        by_label.setdefault(run_label(run.config), []).append(run)
+    labels = {}
+    for label, members in by_label.items():
+        configs = [_row_config(r.config) for r in members]
+        keys = sorted(k for k in {k for c in configs for k in c}
+                      if len({json.dumps(c.get(k)) for c in configs}) > 1) if len(members) > 1 else []
+        for run, config in zip(members, configs):
+            details = [f"{k}={config.get(k, 'not recorded')}" for k in keys]
+            labels[run.model_dir] = (run_label(run.config, *details) if details
+                                     else run_label(run.config, seed=len(members) > 1))
+    return labels
+
+
 def _unfinished_notes(runs: list[Run]) -> list[str]:
     notes = []
     for run in runs:

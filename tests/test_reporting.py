@@ -195,6 +195,21 @@ def test_figure6_uses_the_papers_error_axis_only_when_every_curve_ends_inside_it
     assert high > 66.0  # Its training curve (66 %) stays on the chart.
 
 
+def test_figure6_gives_each_net_of_a_panel_its_own_label_and_colour_and_twins_of_one_depth_one_colour(tmp_path):
+    fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.0])
+    fake_run(tmp_path, "r56-all", 56, True, 0, [50.0, 7.5], weight_decay_on="all")
+    fake_run(tmp_path, "r20", 20, True, 0, [50.0, 9.0])
+    fake_run(tmp_path, "r20-lr", 20, True, 0, [50.0, 9.5], lr=0.2)
+    fake_run(tmp_path, "p56", 56, False, 0, [50.0, 12.0])
+    styles = {os.path.basename(d): style for d, style in figures.curve_styles(runs_lib.find_runs(str(tmp_path))).items()}
+    assert {name: label for name, (label, _) in styles.items()} == {
+        "r56": "ResNet-56", "r56-all": "ResNet-56 (decay all)", "r20": "ResNet-20 (lr=0.1)",
+        "r20-lr": "ResNet-20 (lr=0.2)", "p56": "plain-56"}
+    residual_colours = [styles[name][1] for name in ("r56", "r56-all", "r20", "r20-lr")]
+    assert len(set(residual_colours)) == 4
+    assert styles["p56"][1] == styles["r56"][1]
+
+
 def _reevaluated(folder, error=8.48):
     with open(os.path.join(folder, runs_lib.REEVALUATION_FILE), "w") as f:
         json.dump({"split": "test", "error": error, "data": {"summary": "cifar10, every .bin has the official md5"}}, f)

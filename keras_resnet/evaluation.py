@@ -136,3 +136,39 @@ def reestimate_batch_norm_statistics(model: keras.Model, batches) -> int:
         layer.moving_variance.assign((variance / count).astype(layer.moving_variance.dtype))
     return count
 
+
+
+def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Two classifiers scored on the same images, compared image by image (McNemar's test).
+
+    Which of two nets is better on one test set turns on the images only one of them gets wrong;
+    a paired test on those is sharper than comparing two binomial errors. It measures the test
+    set's sampling error only, not the spread between training runs (seeds), which one pair of
+    runs cannot show.
+
+    Args:
+        correct_a, correct_b: booleans, one per image, in the same image order.
+
+    Returns:
+        ``images``, ``error_a`` and ``error_b`` (%), ``only_a_wrong`` and ``only_b_wrong`` (image
+        counts), ``difference`` (error_a - error_b, points) with its standard error
+        ``difference_se``, and ``p_value``: McNemar's exact two-sided p-value (the binomial test of the
+        discordant images against an even split).
+    """
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"need one verdict per image from each classifier on the same images, "
+                         f"got shapes {a.shape} and {b.shape}")
+    n = len(a)
+    only_a, only_b = int((~a & b).sum()), int((a & ~b).sum())
+    discordant, fewer = only_a + only_b, min(only_a, only_b)
+    tail, term = 0, 1  # sum of C(discordant, i) for i <= fewer, in exact integers.
+    for i in range(fewer + 1):
+        tail += term
+        term = term * (discordant - i) // (i + 1)
+    p_value = min(1.0, 2 * tail / 2 ** discordant)
+    difference = 100.0 * (only_a - only_b) / n
+    variance = (discordant - (only_a - only_b) ** 2 / n) / n ** 2
+    return {"images": n, "error_a": 100.0 * int((~a).sum()) / n, "error_b": 100.0 * int((~b).sum()) / n,
+            "only_a_wrong": only_a, "only_b_wrong": only_b, "difference": difference,
+            "difference_se": 100.0 * max(variance, 0.0) ** 0.5, "p_value": p_value}

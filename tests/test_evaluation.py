@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_resnet.evaluation import evaluate_classifier, reestimate_batch_norm_statistics
+from keras_resnet.evaluation import evaluate_classifier, paired_comparison, reestimate_batch_norm_statistics
 from keras_resnet.layers import FusedBatchNormalization
 
 
@@ -162,3 +162,26 @@ def test_reestimating_changes_no_weight_and_a_failure_midway_leaves_the_statisti
 def test_reestimating_a_net_without_its_own_bn_layers_is_refused():
     with pytest.raises(ValueError, match="has no BatchNormalization layer of its own"):
         reestimate_batch_norm_statistics(mean_colour_model(), [np.zeros((2, 2, 2, 3), np.float32)])
+
+
+def test_paired_comparison_counts_the_images_only_one_net_gets_wrong_and_gives_mcnemars_exact_p():
+    a = np.array([True] * 70 + [False] * 15 + [True] * 5 + [False] * 10)  # 15 wrong only in a, 5 only in b.
+    b = np.array([True] * 70 + [True] * 15 + [False] * 5 + [False] * 10)
+    result = paired_comparison(a, b)
+    assert (result["images"], result["only_a_wrong"], result["only_b_wrong"]) == (100, 15, 5)
+    assert (result["error_a"], result["error_b"], result["difference"]) == (25.0, 15.0, 10.0)
+    # Two-sided binomial test of 5 of 20 discordant images against 1/2: 2 * sum C(20, i<=5) / 2**20.
+    assert result["p_value"] == pytest.approx(2 * 21_700 / 2**20)
+    # Standard error of the paired difference: sqrt((b + c)/n - ((b - c)/n)**2) / sqrt(n), in points.
+    assert result["difference_se"] == pytest.approx(100 * np.sqrt((0.20 - 0.10**2) / 100))
+    assert paired_comparison(b, a)["p_value"] == result["p_value"] and paired_comparison(b, a)["difference"] == -10.0
+
+
+def test_paired_comparison_of_nets_that_disagree_nowhere_is_no_evidence():
+    a = np.array([True, False, True])
+    assert paired_comparison(a, a)["p_value"] == 1.0 and paired_comparison(a, a)["difference_se"] == 0.0
+
+
+def test_paired_comparison_needs_one_verdict_per_image_from_each():
+    with pytest.raises(ValueError, match=r"shapes \(3,\) and \(2,\)"):
+        paired_comparison(np.ones(3, bool), np.ones(2, bool))

@@ -343,6 +343,31 @@ def test_evaluate_subset_mask_follows_the_archives_order_not_tfds(tiny_cifar, tm
     assert jpeg.returncode == 0 and "re-encoded as JPEG q75" in jpeg.stdout, jpeg.stderr[-2000:]
 
 
+def test_evaluate_compare_scores_a_second_model_on_the_same_images_image_by_image(tiny_cifar, tmp_path):
+    """A model that always answers class 0 against one that always answers class 1: each is wrong alone
+    exactly on the other's class."""
+    import keras
+    data_dir, (_, _, _, test_y) = tiny_cifar
+    for answer in (0, 1):
+        inputs = keras.Input((32, 32, 3))
+        dense = keras.layers.Dense(10, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(
+            np.eye(10)[answer]))(keras.layers.GlobalAveragePooling2D()(inputs))
+        keras.Model(inputs, keras.layers.Activation("softmax")(dense)).save(tmp_path / f"always{answer}.keras")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'always0.keras'}",
+                             f"--compare={tmp_path / 'always1.keras'}", f"--data_dir={data_dir}",
+                             f"--json={tmp_path / 'c.json'}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    compared = json.loads((tmp_path / "c.json").read_text())["compare"]
+    assert compared["only_a_wrong"] == int(np.sum(test_y == 1)) and compared["only_b_wrong"] == int(np.sum(test_y == 0))
+    assert compared["error"] == pytest.approx(100.0 * np.mean(test_y != 1)) and "McNemar" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'always0.keras'}",
+                              f"--compare={tmp_path / 'none.keras'}", f"--data_dir={data_dir}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode != 0 and f"--compare={tmp_path / 'none.keras'} is not a file" in missing.stderr
+
+
 def test_a_subset_mask_adds_an_evaluation_of_those_images_alone(tiny_cifar, tmp_path):
     data_dir, (_, _, _, test_y) = tiny_cifar
     mask = np.zeros(len(test_y), bool)

@@ -6,6 +6,8 @@ one Markdown line of the report (``tools.report``) that says whether it holds, w
 
 from __future__ import annotations
 
+import numpy as np
+
 from keras_resnet.reporting import COMPARABLE_DEVIATIONS, deviations
 from keras_resnet.runs import Run, is_finished
 
@@ -65,20 +67,55 @@ def depth_claims(runs: list[Run]) -> list[str]:
         return text + ")"
 
     lines = []
-    plain = sorted(d for r, d in nets if not r)
-    for shallow, deep in zip(plain, plain[1:]):
-        a, b = (False, deep), (False, shallow)
-        lines.append(f"- Degradation (Figure 6, left): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'training error', train, False)}; {compare(a, b, 'test error', test, False)}.")
-    for depth in sorted(d for r, d in nets if r and (False, d) in nets):
-        a, b = (True, depth), (False, depth)
-        lines.append(f"- Residual against plain (Figure 6): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'training error', train, True)}; {compare(a, b, 'test error', test, True)}.")
-    residual = sorted(d for r, d in nets if r)
-    for shallow, deep in zip(residual, residual[1:]):
-        a, b = (True, deep), (True, shallow)
-        lines.append(f"- Deeper residual nets are better (Table 6): {name(a)} against {name(b)}: "
-                     f"{compare(a, b, 'test error', test, True)}.")
+    for claim, a, b, lower, with_training in claim_pairs(nets):
+        parts = ([compare(a, b, "training error", train, lower)] if with_training else []) + \
+            [compare(a, b, "test error", test, lower)]
+        lines.append(f"- {claim}: {name(a)} against {name(b)}: {'; '.join(parts)}.")
+    return lines
+
+
+Net = tuple  # (residual: bool, depth: int)
+
+
+def claim_pairs(nets) -> list[tuple[str, Net, Net, bool, bool]]:
+    """The pairs of nets the paper's depth claims compare, among ``nets`` ((residual, depth) keys), as
+    ``(claim, a, b, a_should_be_lower, training_error_too)``: each plain net against the next shallower
+    one (degradation: higher), each residual net against its plain twin (lower) and each residual net
+    against the next shallower one (Table 6: lower test error)."""
+    keys = set(nets)
+    plain, residual = sorted(d for r, d in keys if not r), sorted(d for r, d in keys if r)
+    return ([("Degradation (Figure 6, left)", (False, deep), (False, shallow), False, True)
+             for shallow, deep in zip(plain, plain[1:])]
+            + [("Residual against plain (Figure 6)", (True, d), (False, d), True, True)
+               for d in residual if (False, d) in keys]
+            + [("Deeper residual nets are better (Table 6)", (True, deep), (True, shallow), True, False)
+               for shallow, deep in zip(residual, residual[1:])])
+
+
+def paired_claims(correct: dict[Net, tuple[str, np.ndarray]]) -> list[str]:
+    """The depth claims' test-error comparisons made image by image, one Markdown line each.
+
+    ``correct``: (residual, depth) -> (the run's label, one boolean per held-out image: whether its net
+    classifies it correctly, images in the same order for every net). Each pair of ``claim_pairs`` is
+    compared with ``evaluation.paired_comparison`` (McNemar's exact test on the images only one net gets
+    wrong): sharper than two binomial errors, and still the test set's sampling error only, not the spread
+    between training runs."""
+    from keras_resnet.evaluation import paired_comparison
+
+    lines = []
+    for claim, a, b, lower, _ in claim_pairs(correct):
+        (label_a, correct_a), (label_b, correct_b) = correct[a], correct[b]
+        if np.shape(correct_a) != np.shape(correct_b):
+            continue  # Other held-out images: nothing to pair.
+        c = paired_comparison(correct_a, correct_b)
+        holds = c["error_a"] < c["error_b"] if lower else c["error_a"] > c["error_b"]
+        lines.append(
+            f"- {claim}, image by image: {label_a} against {label_b} on the same {c['images']:,} test images: "
+            f"{c['error_a']:.2f} vs {c['error_b']:.2f} % ({'as the paper' if holds else '**not as the paper**'}); "
+            f"{c['only_a_wrong']:,} images wrong only for the first, {c['only_b_wrong']:,} only for the second: "
+            f"difference {c['difference']:+.2f} +- {c['difference_se']:.2f} points (1 s.e.), McNemar's exact "
+            f"p = {c['p_value']:.2g} ({'beyond' if c['p_value'] < 0.05 else 'within'} the test set's sampling error "
+            "at 5 %).")
     return lines
 
 

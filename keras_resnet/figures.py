@@ -78,12 +78,14 @@ def layer_response_std(model, images, batch_size: int = 250, per_channel: bool =
     ``per_channel=True`` (Figure 7 as the paper describes it, "the standard deviations of layer
     responses"): each channel's std over the images and positions, averaged over the channels, so that
     the spread between channel means (set by BN's beta) does not enter it. ``False``: one std pooled
-    over images, positions and channels.
+    over images, positions and channels. Empty for a model without 3x3 convolutions.
     """
     import keras
     import numpy as np
 
     names = response_layers(model)
+    if not names:  # No 3x3 conv (not one of the paper's nets): nothing to draw.
+        return []
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # As the model was built.
     probe = keras.Model(inputs, [model.get_layer(n).output for n in names])
     total, squares, count = [0.0] * len(names), [0.0] * len(names), [0] * len(names)

@@ -460,6 +460,47 @@ def test_the_report_checks_figure7s_claims_on_finished_paper_recipe_nets(tmp_pat
     assert "- Residual nets respond less than plain nets (Figure 7): ResNet-20" in text
 
 
+def test_paired_claims_compare_each_claims_nets_image_by_image_in_the_claims_direction():
+    truth = np.array([True] * 80 + [False] * 20)
+    plain56 = truth.copy()
+    plain56[:10] = False  # Wrong on 10 more images than plain-20: degradation, as the paper.
+    resnet20 = truth.copy()
+    resnet20[80:83] = True  # Right on 3 images plain-20 gets wrong.
+    lines = claims.paired_claims({(False, 20): ("plain-20 (seed 0)", truth), (False, 56): ("plain-56 (seed 0)", plain56),
+                                  (True, 20): ("ResNet-20 (seed 1)", resnet20)})
+    assert lines == [
+        "- Degradation (Figure 6, left), image by image: plain-56 (seed 0) against plain-20 (seed 0) on the same 100 "
+        "test images: 30.00 vs 20.00 % (as the paper); 10 images wrong only for the first, 0 only for the second: "
+        "difference +10.00 +- 3.00 points (1 s.e.), McNemar's exact p = 0.002 (beyond the test set's sampling error "
+        "at 5 %).",
+        "- Residual against plain (Figure 6), image by image: ResNet-20 (seed 1) against plain-20 (seed 0) on the same "
+        "100 test images: 17.00 vs 20.00 % (as the paper); 0 images wrong only for the first, 3 only for the second: "
+        "difference -3.00 +- 1.71 points (1 s.e.), McNemar's exact p = 0.25 (within the test set's sampling error "
+        "at 5 %)."]
+
+
+def test_the_report_compares_the_claims_nets_image_by_image_when_it_has_their_data(tmp_path, monkeypatch):
+    """ResNet-20 always answers 0, plain-20 always 1; of the labels [0, 0, 0, 1], ResNet-20 alone is wrong on
+    one image and plain-20 alone on three."""
+    import keras
+    import keras_resnet.data as data
+
+    monkeypatch.setattr(data, "load_cifar10", lambda split, data_dir, train_split: "held-out")
+    monkeypatch.setattr(data, "cifar10_eval_dataset", lambda held_out, n, normalization: tf.data.Dataset.from_tensors(
+        (np.zeros((4, 32, 32, 3), "float32"), [0, 0, 0, 1])))
+    runs = tmp_path / "runs"
+    for name, residual, answer in (("plain20", False, 1), ("resnet20", True, 0)):
+        folder = fake_run(runs, name, 20, residual, 0, [50.0, 9.0])
+        inputs = keras.Input((32, 32, 3))
+        logits = keras.layers.Dense(10, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(
+            np.eye(10)[answer]))(keras.layers.GlobalAveragePooling2D()(inputs))
+        keras.Model(inputs, logits).save(os.path.join(folder, "model.keras"))
+    text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
+    assert ("- Residual against plain (Figure 6), image by image: ResNet-20 (seed 0) against plain-20 (seed 0) on the "
+            "same 4 test images: 25.00 vs 75.00 % (as the paper); 1 images wrong only for the first, 3 only") in text
+    assert "image by image" not in open(write_report(str(runs), str(tmp_path / "nodata"), None, 4)).read()
+
+
 def test_response_claims_compare_residual_with_plain_and_deeper_with_shallower():
     lines = claims.response_claims({
         (False, 20): [[1.0, 3.0]], (True, 20): [[1.0, 1.0], [1.0, 2.0]],  # Two seeds: 1.0 and 1.5, mean 1.25.

@@ -6,7 +6,8 @@
 ``--runs`` is one folder of runs or several, comma-separated (or a folder of symbolic links to runs).
 Writes ``report.md`` with Table 6 (and Tables 2-4 for ImageNet runs) beside the paper, Figure 6
 (``figure6.png``: training error dashed, test error solid, plain left, ResNet right) and, when
-``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``).
+``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``) and the depth
+claims' test errors compared image by image (McNemar's test).
 """
 
 from __future__ import annotations
@@ -23,8 +24,41 @@ from keras_resnet import runs as runs_lib
 _RUNS = flags.DEFINE_list("runs", None, "Folder(s) holding run folders (each with config.json), comma-separated.",
                           required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder, when there is one).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, for Figure 7.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, for Figure 7 and the paired tests.")
 _FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Figure 7.")
+
+
+def _held_out(run, data_dir: str, batch_size: int):
+    """The run's own held-out split as (images, labels) batches, normalised as it was trained: with its own
+    training split's statistics."""
+    from keras_resnet import tasks
+    from keras_resnet.data import cifar10_eval_dataset, load_cifar10
+
+    experiment = tasks.CifarExperiment(depth=run.config.get("depth", 20), protocol=run.config.get("protocol", "test"))
+    train_split, eval_split = experiment.splits
+    held_out = load_cifar10(eval_split, data_dir, train_split=train_split)
+    return cifar10_eval_dataset(held_out, batch_size, run.config.get("normalization", "pixel_mean"))
+
+
+def paired_tests(runs, data_dir: str) -> list[str]:
+    """The depth claims' test errors compared image by image (``claims.paired_claims``), on the nets
+    Figure 6 draws (one run per net) among the finished runs at the paper's recipe that kept their
+    ``model.keras``, each scored on all of its held-out images."""
+    import keras
+    import numpy as np
+
+    nets = {(r.config.get("residual", True), r.config.get("depth")): r
+            for r in reporting.figure_runs([r for r in runs if claims_lib.at_paper_recipe(r)])
+            if os.path.exists(os.path.join(r.model_dir, "model.keras"))}
+    needed = {key for _, a, b, _, _ in claims_lib.claim_pairs(nets) for key in (a, b)}
+    correct = {}
+    for key in sorted(needed):
+        run = nets[key]
+        model = keras.models.load_model(os.path.join(run.model_dir, "model.keras"))
+        verdicts = [np.argmax(model(x, training=False), axis=-1) == np.asarray(y)
+                    for x, y in _held_out(run, data_dir, 500)]
+        correct[key] = (runs_lib.run_label(run.config, seed=True), np.concatenate(verdicts))
+    return claims_lib.paired_claims(correct)
 
 
 def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], list[str]]:
@@ -32,22 +66,16 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
     claims about it checked on those at the paper's recipe (``keras_resnet.claims.response_claims``)."""
     import keras
 
-    from keras_resnet import tasks
-    from keras_resnet.data import cifar10_eval_dataset, load_cifar10
-
     responses, used, by_net = {}, [], {}
     for run in runs:
         model_path = os.path.join(run.model_dir, "model.keras")
         if run.config.get("dataset") != "cifar10" or not os.path.exists(model_path):
             continue
-        # The run's own held-out split, normalised with its own training split's statistics.
-        experiment = tasks.CifarExperiment(depth=run.config.get("depth", 20), protocol=run.config.get("protocol", "test"))
-        train_split, eval_split = experiment.splits
-        held_out = load_cifar10(eval_split, data_dir, train_split=train_split)
-        normalization = run.config.get("normalization", "pixel_mean")
-        x = next(iter(cifar10_eval_dataset(held_out, images, normalization).take(1)))[0].numpy()
+        x = next(iter(_held_out(run, data_dir, images).take(1)))[0].numpy()
         label = runs_lib.run_label(run.config, seed=True)
         stds = [s for _, s in figures.layer_response_std(keras.models.load_model(model_path), x)]
+        if not stds:
+            continue
         responses[label] = stds
         used.append(run.model_dir)
         if claims_lib.at_paper_recipe(run):
@@ -87,6 +115,10 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
         lines += ["## The paper's claims about depth", "",
                   "Checked on the finished runs at the paper's recipe and schedule (training error: the mean of the "
                   "last 2,000 iterations' logged batches; test error: final, means over seeds).", ""] + claims + [""]
+        paired = paired_tests(runs, data_dir) if data_dir else []
+        if paired:
+            lines += ["The same test errors compared image by image, one run per net (the one Figure 6 draws):", ""]
+            lines += paired + [""]
     imagenet, imagenet_notes = reporting.imagenet_table(runs)
     if imagenet or imagenet_notes:
         lines += ["## ImageNet (Tables 2-4)", "", imagenet or "(no finished run)", ""]

@@ -112,10 +112,30 @@ def paired_claims(correct: dict[Net, tuple[str, np.ndarray]]) -> list[str]:
         lines.append(
             f"- {claim}, image by image: {label_a} against {label_b} on the same {c['images']:,} test images: "
             f"{c['error_a']:.2f} vs {c['error_b']:.2f} % ({'as the paper' if holds else '**not as the paper**'}); "
-            f"{c['only_a_wrong']:,} images wrong only for the first, {c['only_b_wrong']:,} only for the second: "
+            f"{_paired_text(c)}.")
+    return lines
+
+
+def _paired_text(c: dict) -> str:
+    return (f"{c['only_a_wrong']:,} images wrong only for the first, {c['only_b_wrong']:,} only for the second: "
             f"difference {c['difference']:+.2f} +- {c['difference_se']:.2f} points (1 s.e.), McNemar's exact "
             f"p = {c['p_value']:.2g} ({'beyond' if c['p_value'] < 0.05 else 'within'} the test set's sampling error "
-            "at 5 %).")
+            "at 5 %)")
+
+
+def variant_comparisons(pairs: list[tuple[tuple[str, np.ndarray], list[str], tuple[str, np.ndarray]]]) -> list[str]:
+    """Each variant of the paper's recipe against the paper-recipe run of the same net, image by image, one
+    Markdown line each. ``pairs``: ((variant's label, its per-image verdicts), how its recipe differs from
+    the paper's (``reporting.deviations``), (the paper-recipe run's label, its verdicts))."""
+    from keras_resnet.evaluation import paired_comparison
+
+    lines = []
+    for (label_a, correct_a), how, (label_b, correct_b) in pairs:
+        if np.shape(correct_a) != np.shape(correct_b):
+            continue  # Other held-out images: nothing to pair.
+        c = paired_comparison(correct_a, correct_b)
+        lines.append(f"- {label_a} ({'; '.join(how) or 'no difference recorded'}) against {label_b} on the same "
+                     f"{c['images']:,} test images: {c['error_a']:.2f} vs {c['error_b']:.2f} %; {_paired_text(c)}.")
     return lines
 
 

@@ -6,8 +6,9 @@
 ``--runs`` is one folder of runs or several, comma-separated (or a folder of symbolic links to runs).
 Writes ``report.md`` with Table 6 (and Tables 2-4 for ImageNet runs) beside the paper, Figure 6
 (``figure6.png``: training error dashed, test error solid, plain left, ResNet right) and, when
-``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``) and the depth
-claims' test errors compared image by image (McNemar's test).
+``--data_dir`` has CIFAR-10 and the runs have a ``model.keras``, Figure 7 (``figure7.png``), and the depth
+claims' test errors and each variant of the paper's recipe against its net's paper-recipe run compared image
+by image (McNemar's test).
 """
 
 from __future__ import annotations
@@ -40,25 +41,35 @@ def _held_out(run, data_dir: str, batch_size: int):
     return cifar10_eval_dataset(held_out, batch_size, run.config.get("normalization", "pixel_mean"))
 
 
-def paired_tests(runs, data_dir: str) -> list[str]:
-    """The depth claims' test errors compared image by image (``claims.paired_claims``), on the nets
-    Figure 6 draws (one run per net) among the finished runs at the paper's recipe that kept their
-    ``model.keras``, each scored on all of its held-out images."""
+def paired_tests(runs, data_dir: str) -> tuple[list[str], list[str]]:
+    """Test errors compared image by image (McNemar's test), each net scored on all of its held-out images:
+    (the depth claims' pairs, ``claims.paired_claims``; each finished variant of the paper's recipe against
+    the paper-recipe run of the same net, ``claims.variant_comparisons``). One run per paper-recipe net: the
+    one Figure 6 draws; only runs that kept their ``model.keras``."""
     import keras
     import numpy as np
 
-    nets = {(r.config.get("residual", True), r.config.get("depth")): r
-            for r in reporting.figure_runs([r for r in runs if claims_lib.at_paper_recipe(r)])
-            if os.path.exists(os.path.join(r.model_dir, "model.keras"))}
-    needed = {key for _, a, b, _, _ in claims_lib.claim_pairs(nets) for key in (a, b)}
-    correct = {}
-    for key in sorted(needed):
-        run = nets[key]
-        model = keras.models.load_model(os.path.join(run.model_dir, "model.keras"))
-        verdicts = [np.argmax(model(x, training=False), axis=-1) == np.asarray(y)
-                    for x, y in _held_out(run, data_dir, 500)]
-        correct[key] = (runs_lib.run_label(run.config, seed=True), np.concatenate(verdicts))
-    return claims_lib.paired_claims(correct)
+    def has_model(run):
+        return os.path.exists(os.path.join(run.model_dir, "model.keras"))
+
+    key = lambda run: (run.config.get("residual", True), run.config.get("depth"))  # noqa: E731
+    nets = {key(r): r for r in reporting.figure_runs([r for r in runs if claims_lib.at_paper_recipe(r)]) if has_model(r)}
+    variants = [r for r in runs if r.config.get("dataset") == "cifar10" and runs_lib.is_finished(r)
+                and not claims_lib.at_paper_recipe(r) and key(r) in nets and has_model(r)]
+    scored = {}
+
+    def correct(run):
+        if run.model_dir not in scored:
+            model = keras.models.load_model(os.path.join(run.model_dir, "model.keras"))
+            verdicts = [np.argmax(model(x, training=False), axis=-1) == np.asarray(y)
+                        for x, y in _held_out(run, data_dir, 500)]
+            scored[run.model_dir] = (runs_lib.run_label(run.config, seed=True), np.concatenate(verdicts))
+        return scored[run.model_dir]
+
+    needed = sorted({k for _, a, b, _, _ in claims_lib.claim_pairs(nets) for k in (a, b)})
+    depth = claims_lib.paired_claims({k: correct(nets[k]) for k in needed})
+    pairs = [(correct(r), reporting.deviations(r.config), correct(nets[key(r)])) for r in variants]
+    return depth, claims_lib.variant_comparisons(pairs)
 
 
 def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], list[str]]:
@@ -115,10 +126,14 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
         lines += ["## The paper's claims about depth", "",
                   "Checked on the finished runs at the paper's recipe and schedule (training error: the mean of the "
                   "last 2,000 iterations' logged batches; test error: final, means over seeds).", ""] + claims + [""]
-        paired = paired_tests(runs, data_dir) if data_dir else []
-        if paired:
-            lines += ["The same test errors compared image by image, one run per net (the one Figure 6 draws):", ""]
-            lines += paired + [""]
+    paired, variants = paired_tests(runs, data_dir) if data_dir else ([], [])
+    if claims and paired:
+        lines += ["The same test errors compared image by image, one run per net (the one Figure 6 draws):", ""]
+        lines += paired + [""]
+    if variants:
+        lines += ["## Variants of the paper's recipe against it, image by image", "",
+                  "Each finished run whose recipe differs from the paper's against the paper-recipe run of the same "
+                  "net (the one Figure 6 draws), on the same test images.", ""] + variants + [""]
     imagenet, imagenet_notes = reporting.imagenet_table(runs)
     if imagenet or imagenet_notes:
         lines += ["## ImageNet (Tables 2-4)", "", imagenet or "(no finished run)", ""]

@@ -5,7 +5,9 @@ that pauses between sessions and intervals slowed by other work on a shared mach
 
 from __future__ import annotations
 
-from keras_resnet.runs import Run, run_label
+import statistics
+
+from keras_resnet.runs import Run, is_finished, run_label
 
 
 def time_to_error(run: Run, error: float, split: str | None = None) -> tuple[int, float] | None:
@@ -40,10 +42,10 @@ def median_speed_seconds(run: Run, step: int) -> float | None:
     """Seconds to train ``step`` iterations at the run's median logged images/s: what the logged time
     would be without the intervals slowed by other work on the machine or paused inside (a stopped
     process, a suspended machine), which a shared machine's long runs have."""
-    rates = sorted(ips for _, ips in run.scalars.get("train", {}).get("images_per_second", []) if ips > 0)
+    rates = [ips for _, ips in run.scalars.get("train", {}).get("images_per_second", []) if ips > 0]
     if not rates:
         return None
-    median = rates[len(rates) // 2] if len(rates) % 2 else (rates[len(rates) // 2 - 1] + rates[len(rates) // 2]) / 2
+    median = statistics.median(rates)
     return step * run.config.get("batch_size", 128) / median
 
 
@@ -66,12 +68,26 @@ def time_to_accuracy_table(runs: list[Run], accuracies=(90.0, 91.0)) -> str:
     return "\n".join(rows)
 
 
+def time_left_seconds(run: Run, recent: int = 50) -> float | None:
+    """Seconds an unfinished run still needs to reach its ``train_steps``, at the median images/s of its
+    last ``recent`` logged intervals (its speed on the machine it runs on now, which may not be the one it
+    started on); ``None`` when it cannot tell (no speed logged, no ``train_steps``)."""
+    points = run.scalars.get("train", {}).get("images_per_second", [])
+    rates = [ips for _, ips in points[-recent:] if ips > 0]
+    steps = run.config.get("train_steps")
+    if not rates or not steps:
+        return None
+    median = statistics.median(rates)
+    return max(steps - points[-1][0], 0) * run.config.get("batch_size", 128) / median
+
+
 def training_time_table(runs: list[Run]) -> str:
     """Each run's iterations, training time (``training_seconds``) and the same at its median speed
-    (``median_speed_seconds``), its median images/s and the sessions it took (its provenance segments);
-    the machines are in the provenance lines."""
-    rows = ["| run | iterations | training time | at median speed | median images/s | segments |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    (``median_speed_seconds``), its median images/s, the sessions it took (its provenance segments) and,
+    for an unfinished run, the time it still needs (``time_left_seconds``); the machines are in the
+    provenance lines."""
+    rows = ["| run | iterations | training time | at median speed | median images/s | segments | left at recent speed |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for run in runs:
         step = max((s for s, _ in run.scalars.get("train", {}).get("images_per_second", [])), default=0)
         steady = median_speed_seconds(run, step)
@@ -79,5 +95,12 @@ def training_time_table(runs: list[Run]) -> str:
         segments = len(run.provenance["segments"]) if run.provenance else "-"
         rows.append(f"| {run_label(run.config, seed=True)} | {step:,} | "
                     f"{training_seconds(run) / 3600:.2f} h | {f'{steady / 3600:.2f} h' if steady else '-'} | {speed} | "
-                    f"{segments} |")
+                    f"{segments} | {_left(run)} |")
     return "\n".join(rows)
+
+
+def _left(run: Run) -> str:
+    if is_finished(run):
+        return "finished"
+    left = time_left_seconds(run)
+    return f"{left / 3600:.2f} h" if left is not None else "-"

@@ -333,7 +333,21 @@ def test_training_time_sums_the_logged_intervals_and_also_gives_the_time_at_medi
         tf.summary.scalar("images_per_second", 21_333 * 128 / 7200, step=42_666)  # ...the second one slowed to 2 h.
     (cells,) = [[c.strip() for c in line.strip("|").split("|")]
                 for line in run_times.training_time_table(runs_lib.find_runs(str(tmp_path))).splitlines()[2:]]
-    assert cells == ["ResNet-20 (seed 0)", "64,000", "4.00 h", "3.00 h", f"{21_333 * 128 / 3600:,.0f}", "-"]
+    assert cells == ["ResNet-20 (seed 0)", "64,000", "4.00 h", "3.00 h", f"{21_333 * 128 / 3600:,.0f}", "-", "finished"]
+
+
+def test_an_unfinished_run_needs_its_iterations_left_at_the_median_speed_of_its_recent_intervals(tmp_path):
+    # 120 intervals of 500 iterations, 60 s each, up to 60,000...
+    folder = fake_run(tmp_path, "r110", 110, True, 0, [30.0] * 120, finished=False, reached=60_000, wall=60)
+    with tf.summary.create_file_writer(os.path.join(folder, "train")).as_default():
+        for step in range(500, 35_001, 500):  # ...of which the first 70 ran on a machine half as fast,
+            tf.summary.scalar("images_per_second", 500 * 128 / 120, step=step)
+        tf.summary.scalar("images_per_second", 500 * 128 / 6000, step=60_500)  # and the last one was paused.
+    run, = runs_lib.find_runs(str(tmp_path))
+    # The last 50 intervals: 49 at 60 s per 500 iterations, one paused: 3,500 left at 60 s per 500.
+    assert run_times.time_left_seconds(run) == pytest.approx(3_500 / 500 * 60)
+    last = run_times.training_time_table([run]).splitlines()[-1]
+    assert last.endswith(f"| {3_500 / 500 * 60 / 3600:.2f} h |")
 
 
 def test_figure7_layers_are_the_bn_outputs_of_every_3x3_conv():

@@ -126,7 +126,7 @@ def _paired_text(c: dict) -> str:
 def variant_comparisons(pairs: list[tuple[tuple[str, np.ndarray], list[str], tuple[str, np.ndarray]]]) -> list[str]:
     """Each variant of the paper's recipe against the paper-recipe run of the same net, image by image, one
     Markdown line each. ``pairs``: ((variant's label, its per-image verdicts), how its recipe differs from
-    the paper's (``reporting.deviations``), (the paper-recipe run's label, its verdicts))."""
+    the other run's (``reporting.differences``), (the paper-recipe run's label, its verdicts))."""
     from keras_resnet.evaluation import paired_comparison
 
     lines = []

@@ -62,6 +62,24 @@ def deviations(config: dict) -> list[str]:
     return [f"{k}={ours.get(k, 'not recorded')} (paper: {paper.get(k, IMPLIED_WHEN_ABSENT.get(k))})" for k in keys]
 
 
+def differences(config: dict, other: dict) -> list[str]:
+    """How run ``config`` differs from run ``other`` in what it trains (the seed aside), as
+    ``key=ours (other: theirs)``."""
+    ours, theirs = _row_config(config), _row_config(other)
+    return [f"{k}={_setting(ours, k)} (other: {_setting(theirs, k)})" for k in _differing_keys([ours, theirs])]
+
+
+def _setting(config: dict, key: str):
+    """A setting of a ``_row_config``; one it leaves out has its implied value, else "not recorded"."""
+    return config.get(key, IMPLIED_WHEN_ABSENT.get(key, "not recorded"))
+
+
+def _differing_keys(configs: list[dict]) -> list[str]:
+    """The settings whose values are not the same in all of ``configs`` (``_row_config`` dicts)."""
+    return sorted(k for k in {k for c in configs for k in c}
+                  if len({json.dumps(_setting(c, k)) for c in configs}) > 1)
+
+
 def _group(runs: list[Run]) -> dict[tuple, list[Run]]:
     """Runs grouped by their whole configuration except the seed."""
     groups: dict[tuple, list[Run]] = {}
@@ -96,10 +114,9 @@ def figure_labels(runs: list[Run]) -> dict[str, str]:
     labels = {}
     for label, members in by_label.items():
         configs = [_row_config(r.config) for r in members]
-        keys = sorted(k for k in {k for c in configs for k in c}
-                      if len({json.dumps(c.get(k)) for c in configs}) > 1) if len(members) > 1 else []
+        keys = _differing_keys(configs) if len(members) > 1 else []
         for run, config in zip(members, configs):
-            details = [f"{k}={config.get(k, 'not recorded')}" for k in keys]
+            details = [f"{k}={_setting(config, k)}" for k in keys]
             labels[run.model_dir] = (run_label(run.config, *details) if details
                                      else run_label(run.config, seed=len(members) > 1))
     return labels

@@ -531,7 +531,7 @@ def test_the_report_compares_each_variant_of_the_recipe_with_the_paper_recipe_ru
     text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
     section = text.split("## Variants of the paper's recipe against it, image by image")[1].split("##")[0]
     assert [line for line in section.splitlines() if line.startswith("- ")] == [
-        "- ResNet-20 (decay all, seed 0) (weight_decay_on=all (paper: kernels)) against ResNet-20 (seed 0) on the "
+        "- ResNet-20 (decay all, seed 0) (weight_decay_on=all (other: kernels)) against ResNet-20 (seed 0) on the "
         "same 4 test images: 75.00 vs 25.00 %; 3 images wrong only for the first, 1 only for the second: difference "
         "+50.00 +- 43.30 points (1 s.e.), McNemar's exact p = 0.62 (within the test set's sampling error at 5 %)."]
 

@@ -68,7 +68,8 @@ def paired_tests(runs, data_dir: str) -> tuple[list[str], list[str]]:
 
     needed = sorted({k for _, a, b, _, _ in claims_lib.claim_pairs(nets) for k in (a, b)})
     depth = claims_lib.paired_claims({k: correct(nets[k]) for k in needed})
-    pairs = [(correct(r), reporting.deviations(r.config), correct(nets[key(r)])) for r in variants]
+    pairs = [(correct(r), reporting.differences(r.config, nets[key(r)].config), correct(nets[key(r)]))
+             for r in variants]
     return depth, claims_lib.variant_comparisons(pairs)
 
 

@@ -5,8 +5,9 @@
 # ResNet-20's 64k run: Table 6 rows, the paper's claims, time to accuracy, Figures 6 and 7.
 #   DATA=<TFDS folder with cifar10> PY=<python> docs/results/table6-64k/finish.sh   (from the repository root)
 #   WEIGHTS_DIR=<folder> OUT=<folder> to try it elsewhere (defaults: the package's weights, this folder).
-# Then by hand: answer the paper's claims in this folder's README.md (whichever way they go; a miss by more
-# than the paper's spread is investigated first), name the shipped nets in cifar_resnet's docstring and
+# The report (with DATA) also compares the claims' nets and the decay-all twin with ResNet-56 image by image
+# (McNemar's test). Then by hand: answer the paper's claims in this folder's README.md (whichever way they go;
+# a miss by more than the paper's spread is investigated first), decide the weight-decay default from the twin, name the shipped nets in cifar_resnet's docstring and
 # README's weights row and Results table, update docs/results.md, and commit keras_resnet/weights and
 # this folder (progress/ then goes: the final report replaces it).
 set -eu

@@ -7,9 +7,10 @@
 #   WEIGHTS_DIR=<folder> OUT=<folder> to try it elsewhere (defaults: the package's weights, this folder).
 # The report (with DATA) also compares the claims' nets and the decay-all twin with ResNet-56 image by image
 # (McNemar's test). Then by hand: answer the paper's claims in this folder's README.md (whichever way they go;
-# a miss by more than the paper's spread is investigated first), decide the weight-decay default from the twin, name the shipped nets in cifar_resnet's docstring and
-# README's weights row and Results table, update docs/results.md, and commit keras_resnet/weights and
-# this folder (progress/ then goes: the final report replaces it).
+# a miss by more than the paper's spread is investigated first), decide the weight-decay default from the
+# twin, name the shipped nets in cifar_resnet's docstring and README's weights row and Results table, update
+# docs/results.md, and commit keras_resnet/weights and this folder (progress/ then goes: the final report
+# replaces it).
 set -eu
 HERE=${HERE:-docs/results/table6-64k}  # HERE: only to try it on other runs.
 RESNET20=docs/results/cifar10-resnet20-64k

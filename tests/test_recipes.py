@@ -362,9 +362,10 @@ def test_evaluate_compare_scores_a_second_model_on_the_same_images_image_by_imag
     compared = json.loads((tmp_path / "c.json").read_text())["compare"]
     assert compared["only_a_wrong"] == int(np.sum(test_y == 1)) and compared["only_b_wrong"] == int(np.sum(test_y == 0))
     assert compared["error"] == pytest.approx(100.0 * np.mean(test_y != 1)) and "McNemar" in result.stdout
-    from tools.evaluate import evaluate_saved_model
-    with pytest.raises(ValueError, match=f"--compare={tmp_path / 'none.keras'} is not a file"):
-        evaluate_saved_model(str(tmp_path / "always0.keras"), data_dir, compare=str(tmp_path / "none.keras"))
+    missing = subprocess.run([sys.executable, "-m", "tools.evaluate", f"--model={tmp_path / 'always0.keras'}",
+                              f"--compare={tmp_path / 'none.keras'}", f"--data_dir={data_dir}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode != 0 and f"--compare={tmp_path / 'none.keras'} is not a file" in missing.stderr
 
 
 def test_a_subset_mask_adds_an_evaluation_of_those_images_alone(tiny_cifar, tmp_path):

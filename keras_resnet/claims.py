@@ -1,7 +1,9 @@
 """The paper's claims checked on our finished CIFAR-10 runs at its recipe and schedule (section 4.2):
 degradation of deeper plain nets, residual nets below their plain twins, deeper residual nets better
 (Table 6, Figure 6), and smaller layer responses for residual and deeper nets (Figure 7). Each claim is
-one Markdown line of the report (``tools.report``) that says whether it holds, with the numbers.
+one Markdown line of the report (``tools.report``) that says whether it holds, with the numbers; the
+test-error claims also image by image (``paired_claims``), and variants of the recipe against it
+(``variant_comparisons``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import numpy as np
 
 from keras_resnet.reporting import COMPARABLE_DEVIATIONS, deviations
 from keras_resnet.runs import Run, is_finished
+
+Net = tuple  # A net as the claims name it: (residual: bool, depth: int).
 
 
 def final_training_error(run: Run, window: int = 2000) -> float | None:
@@ -72,9 +76,6 @@ def depth_claims(runs: list[Run]) -> list[str]:
             [compare(a, b, "test error", test, lower)]
         lines.append(f"- {claim}: {name(a)} against {name(b)}: {'; '.join(parts)}.")
     return lines
-
-
-Net = tuple  # (residual: bool, depth: int)
 
 
 def claim_pairs(nets) -> list[tuple[str, Net, Net, bool, bool]]:

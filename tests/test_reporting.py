@@ -210,6 +210,13 @@ def test_figure6_gives_each_net_of_a_panel_its_own_label_and_colour_and_twins_of
     assert styles["p56"][1] == styles["r56"][1]
 
 
+def test_figure_labels_name_the_seed_of_runs_that_differ_in_nothing_else(tmp_path):
+    fake_run(tmp_path, "s0", 20, True, 0, [50.0, 9.0])
+    fake_run(tmp_path, "s1", 20, True, 1, [50.0, 9.1])
+    labels = reporting.figure_labels(runs_lib.find_runs(str(tmp_path)))
+    assert sorted(labels.values()) == ["ResNet-20 (seed 0)", "ResNet-20 (seed 1)"]
+
+
 def _reevaluated(folder, error=8.48):
     with open(os.path.join(folder, runs_lib.REEVALUATION_FILE), "w") as f:
         json.dump({"split": "test", "error": error, "data": {"summary": "cifar10, every .bin has the official md5"}}, f)

@@ -543,6 +543,19 @@ def test_the_report_compares_each_variant_of_the_recipe_with_the_paper_recipe_ru
         "+50.00 +- 43.30 points (1 s.e.), McNemar's exact p = 0.62 (within the test set's sampling error at 5 %)."]
 
 
+def test_the_reports_image_by_image_sections_say_their_p_values_leave_out_the_spread_between_seeds(
+        tmp_path, four_test_images):
+    runs = tmp_path / "runs"
+    for name, residual, answer, decay in (("plain20", False, 1, "kernels"), ("resnet20", True, 0, "kernels"),
+                                          ("resnet20-all", True, 1, "all")):
+        _always(answer, fake_run(runs, name, 20, residual, 0, [50.0, 9.0], weight_decay_on=decay))
+    text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
+    depth = text.split("compared image by image")[1].split("##")[0]
+    variants = text.split("## Variants of the paper's recipe against it, image by image")[1].split("##")[0]
+    for section in (depth, variants):
+        assert "not the spread between training runs" in section
+
+
 def test_response_claims_compare_residual_with_plain_and_deeper_with_shallower():
     lines = claims.response_claims({
         (False, 20): [[1.0, 3.0]], (True, 20): [[1.0, 1.0], [1.0, 2.0]],  # Two seeds: 1.0 and 1.5, mean 1.25.

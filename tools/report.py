@@ -28,6 +28,11 @@ _OUT = flags.DEFINE_string("out", None, "Output folder (default: the runs folder
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir with cifar10, for Figure 7 and the paired tests.")
 _FIG7_IMAGES = flags.DEFINE_integer("figure7_images", 1000, "Test images for Figure 7.")
 
+# What an image-by-image p-value covers, said wherever one is reported.
+PAIRED_SCOPE = ("McNemar's p covers the test set's sampling error only, not the spread between training runs: "
+                "two seeds of one recipe differ too (the paper's ResNet-110: +-0.16 points over 5 runs), so a "
+                "difference is the recipe's or the depth's only where it is also beyond that spread.")
+
 
 def _held_out(run, data_dir: str, batch_size: int):
     """The run's own held-out split as (images, labels) batches, normalised as it was trained: with its own
@@ -129,12 +134,13 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
                   "last 2,000 iterations' logged batches; test error: final, means over seeds).", ""] + claims + [""]
     paired, variants = paired_tests(runs, data_dir) if data_dir else ([], [])
     if claims and paired:
-        lines += ["The same test errors compared image by image, one run per net (the one Figure 6 draws):", ""]
+        lines += ["The same test errors compared image by image, one run per net (the one Figure 6 draws). "
+                  f"{PAIRED_SCOPE}", ""]
         lines += paired + [""]
     if variants:
         lines += ["## Variants of the paper's recipe against it, image by image", "",
                   "Each finished run whose recipe differs from the paper's against the paper-recipe run of the same "
-                  "net (the one Figure 6 draws), on the same test images.", ""] + variants + [""]
+                  f"net (the one Figure 6 draws), on the same test images. {PAIRED_SCOPE}", ""] + variants + [""]
     imagenet, imagenet_notes = reporting.imagenet_table(runs)
     if imagenet or imagenet_notes:
         lines += ["## ImageNet (Tables 2-4)", "", imagenet or "(no finished run)", ""]

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
          and {0, 1} <= os.sched_getaffinity(0)),
     reason="needs flock, taskset and cores 0 and 1")
 
-# Trains at once (records "<run> <cwd>" in CTRL/trained and writes stats.json) unless CTRL/hold exists when
+# Trains at once (records "<run> <cwd>" in CTRL/trained, its CPU affinity in CTRL/cores-<run>, and writes
+# stats.json) unless CTRL/hold exists when
 # it starts: then it records CTRL/running-<run> and waits for CTRL/release, and exits 1 (interrupted).
 # A finished run (stats.json there) returns at once, as the real recipe does.
 FAKE_RECIPE = '''
@@ -39,6 +40,8 @@ if os.path.exists(os.path.join(ctrl, "hold")):
         time.sleep(0.05)
     sys.exit(1)
 os.makedirs(model_dir, exist_ok=True)
+with open(os.path.join(ctrl, "cores-" + name), "w") as f:
+    f.write(",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
 with open(os.path.join(ctrl, "trained"), "a") as f:
     f.write(name + " " + os.getcwd() + "\\n")
 open(os.path.join(model_dir, "stats.json"), "w").close()
@@ -71,6 +74,10 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
     while not predicate():
         assert time.monotonic() < end, "timed out"
         time.sleep(0.05)
+
+
+def _cores(env: dict, name: str) -> str:
+    return (Path(env["FAKE_CTRL"]) / f"cores-{name}").read_text()
 
 
 def _trained(env: dict) -> list[tuple[str, str]]:
@@ -127,3 +134,21 @@ def test_a_run_missing_from_runs_is_restored_from_its_saved_copy_before_it_resum
     restored = Path(env["RUNS"]) / "resnet110-seed0" / "checkpoints" / "checkpoint"
     assert restored.read_text() == (saved / "checkpoint").read_text()
     assert "resnet110-seed0 restored from" in (Path(env["RUNS"]) / "queue0.log").read_text()
+
+
+def test_each_run_is_pinned_to_its_queues_core_while_other_runs_remain(env, started):
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    assert _cores(env, "resnet110-seed0") == "0"
+    assert _cores(env, "resnet56-seed0") == "1"
+
+
+def test_the_last_run_left_trains_on_both_cores(env, started):
+    for name in RUNS:
+        if name != "plain56-seed0":
+            (Path(env["RUNS"]) / name).mkdir(parents=True)
+            (Path(env["RUNS"]) / name / "stats.json").touch()
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    assert [name for name, _ in _trained(env)] == ["plain56-seed0"]
+    assert _cores(env, "plain56-seed0") == "0,1"

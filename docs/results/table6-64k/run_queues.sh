@@ -12,6 +12,10 @@
 # On the development machine: CODE=/work/runs/code (a git worktree of this repository, detached at the
 # commit the runs started with) DATA=/work/runs/tfds RUNS=/work/runs/table6, started with
 #   setsid nohup ./run_queues.sh > /work/runs/table6.out 2>&1 < /dev/null &
+# The last run left (every other run finished) trains on both cores (one run on two cores does 1.4-1.7x
+# the images/s of one pinned run): its queue pins it to cores 0,1 when it starts it, so a run that is last
+# from a session's start on gets both cores for the whole session; one that becomes last mid-session gets
+# them at the next rerun.
 # Stop them with SIGTERM (each writes a checkpoint at its current step): pkill -TERM -f "recipes.cifar10 --depth"
 # To change this file while it runs, write the new version beside it and `mv` it over: bash reads a running
 # script from the file as it goes, so an edit in place can make the running one read commands it never had.
@@ -21,6 +25,17 @@ PY=${PY:-python}
 NEW_CODE=${NEW_CODE:-$CODE}
 NEW_CODE_RUNS=" resnet56-decayall-seed0 "  # --weight_decay_on (1e9084e has it, a2a5cdf not).
 mkdir -p "$RUNS"
+QUEUE0=("resnet110-seed0:--depth=110" "plain56-seed0:--depth=56 --plain" "plain20-seed0:--depth=20 --plain"
+    "resnet20-seed1:--depth=20 --seed=1")
+QUEUE1=("resnet56-seed0:--depth=56" "resnet56-decayall-seed0:--depth=56 --weight_decay_on=all"
+    "plain20-seed0:--depth=20 --plain" "plain56-seed0:--depth=56 --plain" "resnet20-seed1:--depth=20 --seed=1")
+others_finished() {  # run name: true when every other run of both queues has finished (stats.json written)
+  local spec other
+  for spec in "${QUEUE0[@]}" "${QUEUE1[@]}"; do
+    other=${spec%%:*}
+    [ "$other" = "$1" ] || [ -f "$RUNS/$other/stats.json" ] || return 1
+  done
+}
 queue() {  # core, then one "model_dir name:flags" per run
   local core=$1 qfd; shift
   # One queue per core: a rerun while the last one's queues are still exiting (a run takes up to a minute
@@ -34,8 +49,9 @@ queue() {  # core, then one "model_dir name:flags" per run
     return
   fi
   for spec in "$@"; do
-    name=${spec%%:*}; args=${spec#*:}; code=$CODE
+    name=${spec%%:*}; args=${spec#*:}; code=$CODE; cores=$core
     if [[ $NEW_CODE_RUNS == *" $name "* ]]; then code=$NEW_CODE; fi
+    if others_finished "$name"; then cores=0,1; fi
     (  # Holds the run's lock (fd 9, inherited by the recipe) from its restore to its end.
       flock -n 9 || exit 75
       if [ ! -e "$RUNS/$name" ] && [ -d "$SAVED/$name/checkpoints" ]; then
@@ -43,9 +59,9 @@ queue() {  # core, then one "model_dir name:flags" per run
         echo "$(date -u +%FT%TZ) $name restored from $SAVED/$name ($(head -1 "$SAVED/$name/checkpoints/checkpoint"))" \
             >> "$RUNS/queue$core.log"
       fi
-      echo "$(date -u +%FT%TZ) start $name on core $core from $code" >> "$RUNS/queue$core.log"
+      echo "$(date -u +%FT%TZ) start $name on core(s) $cores from $code" >> "$RUNS/queue$core.log"
       cd "$code" || exit 1
-      exec taskset -c "$core" "$PY" -m recipes.cifar10 $args --data_dir="$DATA" --mixed_precision=auto \
+      exec taskset -c "$cores" "$PY" -m recipes.cifar10 $args --data_dir="$DATA" --mixed_precision=auto \
           --model_dir="$RUNS/$name" >> "$RUNS/$name.log" 2>&1
     ) 9> "$RUNS/$name.lock"
     rc=$?
@@ -62,8 +78,6 @@ queue() {  # core, then one "model_dir name:flags" per run
 # run sits near 8.0 % from 48k on (paper 6.97 %), while its precision (float32: same error) and its BN
 # statistics (re-estimated: same error) are not the cause. Runs that a queue finds taken by the other are
 # skipped, so the plain nets go to whichever core is free first.
-queue 0 "resnet110-seed0:--depth=110" "plain56-seed0:--depth=56 --plain" "plain20-seed0:--depth=20 --plain" \
-    "resnet20-seed1:--depth=20 --seed=1" &
-queue 1 "resnet56-seed0:--depth=56" "resnet56-decayall-seed0:--depth=56 --weight_decay_on=all" \
-    "plain20-seed0:--depth=20 --plain" "plain56-seed0:--depth=56 --plain" "resnet20-seed1:--depth=20 --seed=1" &
+queue 0 "${QUEUE0[@]}" &
+queue 1 "${QUEUE1[@]}" &
 wait

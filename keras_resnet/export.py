@@ -81,7 +81,8 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
     ``weights_dir`` (default: the package's, ``keras_resnet.trained.WEIGHTS_DIR``), recording which
     net it is for, and its entry in the manifest with the test error measured through the user's path
     (``cifar_resnet(depth, weights=...)`` behind ``cifar10_preprocessing``) on the test split of
-    ``data_dir``, in the run's precision and in float32.
+    ``data_dir``, in the run's precision and in float32, and what the run decayed (``weight_decay_on``:
+    not part of the net, so not checked when the weights are loaded, but of how it was trained).
 
     Refused, with one line saying why: a run that is not CIFAR-10, unfinished, or trained otherwise
     than the paper's recipe in what the shipped preprocessing assumes (all 50,000 training images,
@@ -95,7 +96,7 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
 
     from keras_resnet import models, runs, trained
     from keras_resnet.data.cifar10 import data_identity, load_cifar10
-    from keras_resnet.run_config import PRECISIONS
+    from keras_resnet.run_config import IMPLIED_WHEN_ABSENT, PRECISIONS
 
     weights_dir = weights_dir or trained.WEIGHTS_DIR
     config = runs.read_cifar10_config(model_dir, "nets are shipped")
@@ -110,6 +111,8 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
                          "which cifar10_preprocessing() and weights=\"cifar10\" assume")
     depth, residual = int(config["depth"]), bool(config.get("residual", True))
     dtype = PRECISIONS[config.get("mixed_precision", "none")]
+    # What the run decayed: not part of the net (the weights fit any builder of it), but of how it was trained.
+    decay = config.get("weight_decay_on", IMPLIED_WHEN_ABSENT["weight_decay_on"])
 
     test = load_cifar10("test", data_dir)  # Its mean: of the 50,000 training images.
     mean_path = os.path.join(weights_dir, trained.CIFAR10_PIXEL_MEAN)
@@ -123,8 +126,9 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
 
     net = load_saved_model(os.path.join(model_dir, "model.keras"))
     file = f"{'resnet' if residual else 'plain'}{depth}-cifar10.weights.h5"
-    source = source or (f"{model_dir} (recipes.cifar10 --depth={depth}{'' if residual else ' --plain'}, "
-                        f"{config.get('train_steps', 0):,} iterations, seed {config.get('seed')})")
+    source = source or (f"{model_dir} (recipes.cifar10 --depth={depth}{'' if residual else ' --plain'} "
+                        f"--weight_decay_on={decay}, {config.get('train_steps', 0):,} iterations, "
+                        f"seed {config.get('seed')})")
     os.makedirs(weights_dir, exist_ok=True)
     # Staged in a hidden folder (outside the package's weights/*.weights.h5), moved in once checked.
     with tempfile.TemporaryDirectory(dir=weights_dir, prefix=".staging-") as staging:
@@ -153,6 +157,6 @@ def ship_cifar10_weights(model_dir: str, data_dir: str | None, weights_dir: str 
     entry = {"file": file, "depth": depth, "residual": residual, "dtype": dtype,
              "test_error": round(errors[dtype], 2), "test_error_float32": round(errors["float32"], 2),
              "test_images": len(test), "test_data": data_identity({"test": test}, data_dir)["summary"],
-             "source": source}
+             "weight_decay_on": decay, "source": source}
     trained.record_in_manifest(entry, weights_dir)
     return entry

@@ -132,6 +132,7 @@ def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finish
     assert entry["test_error"] == pytest.approx(stats["test_error"], abs=0.005) and entry["test_images"] == 30
     assert (entry["file"], entry["depth"], entry["residual"], entry["dtype"]) == ("resnet8-cifar10.weights.h5", 8, True,
                                                                                    "float32")
+    assert entry["weight_decay_on"] == "kernels" and "--weight_decay_on=kernels" in entry["source"]
     mean = np.load(os.path.join(weights_dir, trained.CIFAR10_PIXEL_MEAN))
     net = keras_resnet.cifar_resnet(8, weights=os.path.join(weights_dir, entry["file"]))
     preprocessing = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones_like(mean))
@@ -141,6 +142,18 @@ def test_shipped_weights_reproduce_the_runs_classifier_and_its_test_error(finish
     np.testing.assert_allclose(np.asarray(ours), np.asarray(classifier(x)), atol=1e-5)
     assert sorted(os.listdir(weights_dir)) == sorted([entry["file"], trained.CIFAR10_PIXEL_MEAN,
                                                       trained.CIFAR10_MANIFEST])  # No staging left.
+
+
+def test_a_net_trained_with_decay_on_every_parameter_is_shipped_saying_so(finished_cifar_run, tmp_path):
+    """Its weights fit the builder whatever it decayed, so the manifest is where a user reads how it was trained."""
+    from keras_resnet import export
+
+    data_dir, run = finished_cifar_run
+    weights_dir = str(tmp_path / "weights")
+    entry = export.ship_cifar10_weights(copy_of(run, tmp_path, weight_decay_on="all"), data_dir, weights_dir)
+    assert entry["weight_decay_on"] == "all" and "--weight_decay_on=all" in entry["source"]
+    assert trained.read_manifest(weights_dir) == [entry]
+    keras_resnet.cifar_resnet(8, weights=os.path.join(weights_dir, entry["file"]))  # The default builder takes them.
 
 
 @pytest.mark.parametrize("change,message", [

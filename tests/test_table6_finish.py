@@ -22,7 +22,7 @@ def root(tmp_path):
     for name in RUNS:
         run = tmp_path / "here" / name
         run.mkdir(parents=True)
-        (run / "stats.json").write_text("{}")
+        (run / "stats.json").write_text('{"complete": true, "step": 64000, "test_error": 8.04}')
         (run / "model.keras").write_text("")
     fake = tmp_path / "fake-python"
     fake.write_text(f'#!/bin/bash\necho "$*" >> {tmp_path / "calls"}\n')
@@ -45,7 +45,7 @@ def test_finish_ships_resnet56_and_resnet110_then_writes_the_report_with_resnet2
     result = _finish(root)
     assert result.returncode == 0, result.stderr
     ship56, ship110, report = _calls(root)
-    assert ship56.startswith("-m tools.ship_weights") and f"--model_dir={root}/here/resnet56-seed0" in ship56
+    assert ship56.startswith("-m tools.ship_weights") and f"--model_dir={root}/here/resnet56-seed0 " in ship56
     assert ship110.startswith("-m tools.ship_weights") and f"--model_dir={root}/here/resnet110-seed0" in ship110
     assert report.startswith("-m tools.report") and f"--runs={root}/here,docs/results/cifar10-resnet20-64k" in report
     assert f"--out={root}/out" in report and f"--data_dir={root}/data" in report
@@ -65,3 +65,29 @@ def test_finish_asks_for_the_data_folder(root):
     env_without_data.pop("DATA", None)
     result = subprocess.run(["bash", str(SCRIPT)], cwd=root, env=env_without_data, capture_output=True, text=True)
     assert result.returncode == 2 and _calls(root) == [] and "set DATA" in result.stderr
+
+
+def _final_test_error(root: Path, name: str, error: float) -> None:
+    (root / "here" / name / "stats.json").write_text(f'{{"complete": true, "step": 64000, "test_error": {error}}}')
+
+
+@pytest.mark.parametrize("twin,shipped,verdict", [
+    (7.54, "resnet56-decayall-seed0", 'the CIFAR default becomes weight_decay_on="all"'),  # 0.50 below: the margin.
+    (6.94, "resnet56-decayall-seed0", 'the CIFAR default becomes weight_decay_on="all"'),
+    (7.55, "resnet56-seed0", 'the default stays weight_decay_on="kernels"'),  # 0.49 below.
+    (8.60, "resnet56-seed0", 'the default stays weight_decay_on="kernels"'),
+])
+def test_finish_ships_the_decay_all_twin_as_resnet56_only_when_it_ends_half_a_point_lower(root, twin, shipped, verdict):
+    _final_test_error(root, "resnet56-seed0", 8.04)
+    _final_test_error(root, "resnet56-decayall-seed0", twin)
+    result = _finish(root)
+    assert result.returncode == 0, result.stderr
+    ship56 = _calls(root)[0]
+    assert ship56.startswith("-m tools.ship_weights") and f"--model_dir={root}/here/{shipped} " in ship56
+    assert verdict in result.stdout and f"{twin} %" in result.stdout
+
+
+def test_finish_refuses_a_stats_file_without_a_test_error(root):
+    (root / "here" / "resnet56-decayall-seed0" / "stats.json").write_text('{"complete": true}')
+    result = _finish(root)
+    assert result.returncode == 1 and _calls(root) == [] and "no test_error" in result.stderr

@@ -28,7 +28,8 @@ _CONFIG_ATTR = "keras_resnet_config"  # In a .weights.h5: which net the weights 
 CIFAR10_PIXEL_MEAN = "cifar10-pixel-mean.npy"  # (32, 32, 3) float32, of the 50,000 training images.
 # The shipped nets, one entry each: file, depth, residual, test error (%) on the test_images original test
 # images in the precision they were trained in (dtype; pass it to the builder to reproduce the figure) and
-# in float32, what the run's weight decay applied to (weight_decay_on) and the run they come from. Written by `python -m tools.ship_weights` (export.ship_cifar10_weights).
+# in float32, what the run's weight decay applied to (weight_decay_on) and the run they come from. Written by
+# `python -m tools.ship_weights` (export.ship_cifar10_weights).
 CIFAR10_MANIFEST = "cifar10.json"
 
 

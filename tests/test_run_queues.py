@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs flock, taskset and cores 0 and 1")
 
 # Trains at once (records "<run> <cwd>" in CTRL/trained, its CPU affinity in CTRL/cores-<run>, and writes
-# stats.json) unless CTRL/hold exists when
-# it starts: then it records CTRL/running-<run> and waits for CTRL/release, and exits 1 (interrupted).
+# stats.json) unless CTRL/hold exists when it starts: then it records CTRL/running-<run> and waits for
+# CTRL/release, and exits 1 (interrupted).
 # A finished run (stats.json there) returns at once, as the real recipe does.
 FAKE_RECIPE = '''
 import os, sys, time

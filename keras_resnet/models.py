@@ -76,9 +76,10 @@ def cifar_resnet(
             the builder's default ``None`` keeps standard Keras BN.
         name: Model name; defaults to ``"resnet20"`` / ``"plain20"``.
         weights: ``None`` (random initialisation), ``"cifar10"`` (the weights this package
-            trained with the paper's recipe and schedule, shipped inside it: ResNet-20, 8.48 %
-            test error; a ``ValueError`` names the nets that have some), or the path of a
-            ``.weights.h5`` saved from a net of the same architecture. Trained weights expect
+            trained with the paper's recipe and schedule, shipped inside it: ResNet-20, -56 and
+            -110; ``keras_resnet/weights/cifar10.json`` gives each one's test error, and a
+            ``ValueError`` names them for any other net), or the path of a ``.weights.h5`` saved
+            from a net of the same architecture. Trained weights expect
             images minus the training set's per-pixel mean: ``keras_resnet.cifar10_preprocessing()``.
             With ``include_top=False`` the backbone's weights are taken from them.
 

@@ -43,6 +43,24 @@ def test_the_64k_runs_model_keras_is_the_shipped_classifier_behind_its_preproces
     np.testing.assert_allclose(np.asarray(keras.ops.softmax(logits)), np.asarray(classifier(x)), atol=1e-6)
 
 
+# The Table 6 runs' nets shipped as weights="cifar10", each with its run's classifier.keras committed beside it.
+SHIPPED_RUNS = [(e["depth"], os.path.join(ROOT, e["source"].split(" ")[0], "classifier.keras"))
+                for e in trained.read_manifest()
+                if os.path.exists(os.path.join(ROOT, e["source"].split(" ")[0], "classifier.keras"))]
+
+
+@pytest.mark.parametrize("depth,path", SHIPPED_RUNS, ids=[f"resnet{d}" for d, _ in SHIPPED_RUNS])
+def test_cifar10_weights_of_a_table6_net_compute_its_runs_classifier(depth, path):
+    model = keras_resnet.cifar_resnet(depth, weights="cifar10", dtype="mixed_bfloat16")
+    x = raw_images(8)
+    ours = np.asarray(model(keras_resnet.cifar10_preprocessing()(x)))
+    np.testing.assert_allclose(ours, np.asarray(keras.models.load_model(path)(x)), atol=1e-6)
+
+
+def test_there_are_shipped_table6_nets_to_check():
+    assert {depth for depth, _ in SHIPPED_RUNS} >= {56, 110}
+
+
 def test_cifar10_weights_without_the_top_are_the_backbone_of_the_trained_net():
     full = keras_resnet.cifar_resnet(20, weights="cifar10")
     backbone = keras_resnet.cifar_resnet(20, weights="cifar10", include_top=False, pooling="avg")

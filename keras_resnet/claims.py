@@ -11,9 +11,29 @@ from __future__ import annotations
 import numpy as np
 
 from keras_resnet.reporting import COMPARABLE_DEVIATIONS, deviations
-from keras_resnet.runs import Run, is_finished
+from keras_resnet.runs import Run, is_finished, recipe_weight_decay_on, weight_decay_on
 
-Net = tuple  # A net as the claims name it: (residual: bool, depth: int).
+# A net as the claims name it: (residual: bool, depth: int, what its weight decay applied to: str), ``net_key``.
+# Claims compare nets of one reading of the recipe only (the paper does not say what it decays); a key of
+# (residual, depth) alone is one of the recipe's own reading.
+Net = tuple
+
+
+def net_key(config: dict) -> Net:
+    """The net a CIFAR-10 run trains, as the claims group runs: ``(residual, depth, weight_decay_on)``."""
+    return (config.get("residual", True), config.get("depth"), weight_decay_on(config))
+
+
+def net_name(key: Net) -> str:
+    """``ResNet-56``, ``plain-20``, or ``ResNet-56 (decay kernels)`` for the other reading than the recipe's."""
+    name = f"{'ResNet' if key[0] else 'plain'}-{key[1]}"
+    return name + (f" (decay {key[2]})" if key[2:] and key[2] != recipe_weight_decay_on("cifar10") else "")
+
+
+def _families(keys) -> list[tuple]:
+    """The readings of the recipe among ``keys`` (their elements after depth), the recipe's own first."""
+    own = (recipe_weight_decay_on("cifar10"),)
+    return sorted({tuple(k[2:]) for k in keys}, key=lambda f: (f not in ((), own), f))
 
 
 def final_training_error(run: Run, window: int = 2000) -> float | None:
@@ -48,16 +68,16 @@ def depth_claims(runs: list[Run]) -> list[str]:
     residual net has lower training error than its plain twin; the deeper residual net has lower test
     error. Errors are means over seeds; each test-error difference is given with its sampling error on
     the test set (binomial, one run per net), so a difference within it is not read as a win."""
-    nets: dict[tuple[bool, int], list[Run]] = {}
+    nets: dict[Net, list[Run]] = {}
     for run in runs:
         if (at_paper_recipe(run) and final_training_error(run) is not None
                 and run.final_error(run.eval_split) is not None):
-            nets.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(run)
+            nets.setdefault(net_key(run.config), []).append(run)
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     test = {k: mean([r.final_error(r.eval_split) for r in v]) for k, v in nets.items()}
     train = {k: mean([final_training_error(r) for r in v]) for k, v in nets.items()}
     n = {k: len(v) for k, v in nets.items()}
-    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
+    name = net_name
 
     def compare(deeper, shallower, what, values, expect_lower):
         ours, theirs = values[deeper], values[shallower]
@@ -79,18 +99,30 @@ def depth_claims(runs: list[Run]) -> list[str]:
 
 
 def claim_pairs(nets) -> list[tuple[str, Net, Net, bool, bool]]:
-    """The pairs of nets the paper's depth claims compare, among ``nets`` ((residual, depth) keys), as
+    """The pairs of nets the paper's depth claims compare, among ``nets`` (``Net`` keys), as
     ``(claim, a, b, a_should_be_lower, training_error_too)``: each plain net against the next shallower
     one (degradation: higher), each residual net against its plain twin (lower) and each residual net
-    against the next shallower one (Table 6: lower test error)."""
-    keys = set(nets)
-    plain, residual = sorted(d for r, d in keys if not r), sorted(d for r, d in keys if r)
-    return ([("Degradation (Figure 6, left)", (False, deep), (False, shallow), False, True)
-             for shallow, deep in zip(plain, plain[1:])]
-            + [("Residual against plain (Figure 6)", (True, d), (False, d), True, True)
-               for d in residual if (False, d) in keys]
-            + [("Deeper residual nets are better (Table 6)", (True, deep), (True, shallow), True, False)
-               for shallow, deep in zip(residual, residual[1:])])
+    against the next shallower one (Table 6: lower test error); within one reading of the recipe each."""
+    keys, pairs = set(nets), []
+    for family in _families(keys):
+        net = lambda residual, depth: (residual, depth) + family  # noqa: E731
+        plain = sorted(k[1] for k in keys if not k[0] and tuple(k[2:]) == family)
+        residual = sorted(k[1] for k in keys if k[0] and tuple(k[2:]) == family)
+        pairs += ([("Degradation (Figure 6, left)", net(False, deep), net(False, shallow), False, True)
+                   for shallow, deep in zip(plain, plain[1:])]
+                  + [("Residual against plain (Figure 6)", net(True, d), net(False, d), True, True)
+                     for d in residual if net(False, d) in keys]
+                  + [("Deeper residual nets are better (Table 6)", net(True, deep), net(True, shallow), True, False)
+                     for shallow, deep in zip(residual, residual[1:])])
+    return pairs
+
+
+def reading_pairs(nets) -> list[tuple[Net, Net]]:
+    """Each net of another reading of the recipe than its own (``Net`` keys with a third element) paired
+    with the same net of the recipe's reading, where both are among ``nets``: ``(other, recipe's)``."""
+    own = recipe_weight_decay_on("cifar10")
+    return [(k, (k[0], k[1], own)) for k in sorted(nets, key=str) if k[2:] and k[2] != own
+            and (k[0], k[1], own) in nets]
 
 
 def paired_claims(correct: dict[Net, tuple[str, np.ndarray]]) -> list[str]:
@@ -142,16 +174,19 @@ def variant_comparisons(pairs: list[tuple[tuple[str, np.ndarray], list[str], tup
 
 def response_claims(responses: dict[tuple[bool, int], list[list[float]]]) -> list[str]:
     """The paper's claims about Figure 7, one Markdown line each: residual nets respond less than their
-    plain twins, and deeper residual nets less than shallower ones. ``responses``: (residual, depth) ->
-    one list of per-layer response stds per seed; compared by their mean over layers and seeds."""
+    plain twins, and deeper residual nets less than shallower ones (within one reading of the recipe).
+    ``responses``: ``Net`` -> one list of per-layer response stds per seed; compared by their mean over
+    layers and seeds."""
     level = {k: sum(sum(stds) / len(stds) for stds in v) / len(v) for k, v in responses.items() if v}
-    name = lambda key: f"{'ResNet' if key[0] else 'plain'}-{key[1]}"  # noqa: E731
     verdict = lambda a, b: "as the paper" if level[a] < level[b] else "**not as the paper**"  # noqa: E731
-    lines = [f"- Residual nets respond less than plain nets (Figure 7): {name((True, d))} {level[(True, d)]:.3f} vs "
-             f"{name((False, d))} {level[(False, d)]:.3f} ({verdict((True, d), (False, d))})"
-             for d in sorted(d for r, d in level if r and (False, d) in level)]
-    residual = sorted(d for r, d in level if r)
-    lines += [f"- Deeper residual nets respond less (Figure 7): {name((True, b))} {level[(True, b)]:.3f} vs "
-              f"{name((True, a))} {level[(True, a)]:.3f} ({verdict((True, b), (True, a))})"
-              for a, b in zip(residual, residual[1:])]
+    lines = []
+    for family in _families(level):
+        net = lambda residual, depth: (residual, depth) + family  # noqa: E731
+        residual = sorted(k[1] for k in level if k[0] and tuple(k[2:]) == family)
+        lines += [f"- Residual nets respond less than plain nets (Figure 7): {net_name(net(True, d))} "
+                  f"{level[net(True, d)]:.3f} vs {net_name(net(False, d))} {level[net(False, d)]:.3f} "
+                  f"({verdict(net(True, d), net(False, d))})" for d in residual if net(False, d) in level]
+        lines += [f"- Deeper residual nets respond less (Figure 7): {net_name(net(True, b))} {level[net(True, b)]:.3f} "
+                  f"vs {net_name(net(True, a))} {level[net(True, a)]:.3f} ({verdict(net(True, b), net(True, a))})"
+                  for a, b in zip(residual, residual[1:])]
     return lines

@@ -59,7 +59,8 @@ def deviations(config: dict) -> list[str]:
                   if k not in _IDENTITY and k != "replicas" and ours.get(k, "?") != paper.get(k))
     if config.get("dataset") == "imagenet2012" and "shortcut" in keys and config.get("depth") == 34:
         keys.remove("shortcut")  # Tables 3 and 4 report ResNet-34 with A, B and C.
-    return [f"{k}={ours.get(k, 'not recorded')} (paper: {paper.get(k, IMPLIED_WHEN_ABSENT.get(k))})" for k in keys]
+    return [f"{k}={_setting(ours, k)} (paper: " + ("not stated; recipe: " if k in UNSTATED_BY_PAPER else "")
+            + f"{paper.get(k, IMPLIED_WHEN_ABSENT.get(k))})" for k in keys]
 
 
 def differences(config: dict, other: dict) -> list[str]:
@@ -155,8 +156,11 @@ def _paper_cells(depth: int, s: dict, not_comparable: str | None) -> tuple[str, 
                                      else f"{s['mean'] - paper['error']:+.2f}")
 
 
-# Differences from the paper's recipe that leave a row comparable with Table 6 (the report says so).
-COMPARABLE_DEVIATIONS = ("mixed_precision=",)
+# Settings the paper does not state: the recipe's value is a reading of it, the other value another reading.
+UNSTATED_BY_PAPER = ("weight_decay_on",)
+# Differences from the paper's recipe that leave a row comparable with Table 6 (the report says so): the
+# precision of the arithmetic, and the other reading of what the paper leaves unstated.
+COMPARABLE_DEVIATIONS = ("mixed_precision=",) + tuple(f"{k}=" for k in UNSTATED_BY_PAPER)
 
 
 def _why_not_comparable(config: dict, steps: int) -> str | None:

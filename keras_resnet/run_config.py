@@ -168,7 +168,8 @@ def check_config(model_dir: str, hparams: dict) -> None:
         details = ", ".join(f"{k}: {saved.get(k)!r} there vs {hparams.get(k)!r} now" for k in differ)
         raise ConfigMismatchError(
             f"model_dir {model_dir!r} holds a run with a different configuration ({details}); "
-            "use another --model_dir")
+            "to resume it, give the settings it started with (its provenance.json records its command), "
+            "or use another --model_dir")
 
 
 def jsonable(value):

@@ -212,17 +212,32 @@ def find_runs(roots: str | Sequence[str]) -> list[Run]:
     return runs
 
 
+def weight_decay_on(config: dict) -> str:
+    """What a run's weight decay applied to (``"kernels"`` or ``"all"``); runs recorded before the setting
+    existed decayed the kernels (``run_config.IMPLIED_WHEN_ABSENT``)."""
+    from keras_resnet.run_config import IMPLIED_WHEN_ABSENT
+    return config.get("weight_decay_on", IMPLIED_WHEN_ABSENT["weight_decay_on"])
+
+
+def recipe_weight_decay_on(dataset: str | None) -> str:
+    """What the dataset's recipe decays by default: ``"all"`` on CIFAR-10 (measured, docs/results/table6-64k),
+    ``"kernels"`` on ImageNet (``tasks.CifarExperiment``, ``tasks.ImagenetExperiment``)."""
+    from keras_resnet import tasks  # tasks imports this module (through export).
+    return (tasks.CifarExperiment if dataset == "cifar10" else tasks.ImagenetExperiment).weight_decay_on
+
+
 def run_label(config: dict, *details: str, seed: bool = False) -> str:
     """The net as tables and figures name it: ``ResNet-56``, ``plain-20``, ``ResNet-34 (B)`` (a shortcut
-    other than the paper's for that dataset), ``ResNet-56 (decay all)`` (weight decay on every parameter).
+    other than the paper's for that dataset), ``ResNet-56 (decay kernels)`` (weight decay on other parameters
+    than the dataset's recipe decays: ``decay kernels`` on CIFAR-10, ``decay all`` on ImageNet).
     ``seed=True`` names one run of it, then ``details``, in the same parentheses:
-    ``run_label(c, seed=True)`` gives ``ResNet-56 (decay all, seed 0)``."""
+    ``run_label(c, seed=True)`` gives ``ResNet-56 (decay kernels, seed 0)``."""
     kind = "ResNet" if config.get("residual", True) else "plain"
     shortcut = config.get("shortcut")
     notes = [shortcut] if config.get("residual", True) and shortcut and not (
         config.get("dataset") == "cifar10" and shortcut == "A") else []
-    if config.get("weight_decay_on") == "all":
-        notes.append("decay all")
+    if weight_decay_on(config) != recipe_weight_decay_on(config.get("dataset")):
+        notes.append(f"decay {weight_decay_on(config)}")
     notes += ([f"seed {config.get('seed')}"] if seed else []) + list(details)
     return f"{kind}-{config.get('depth')}" + (f" ({', '.join(notes)})" if notes else "")
 

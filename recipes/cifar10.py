@@ -45,7 +45,7 @@ def main(argv):
     experiment = tasks.CifarExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                        protocol=_PROTOCOL.value, normalization=_NORMALIZATION.value,
                                        bn_group_size=_BN_GROUP.value or None,
-                                       weight_decay_on=common.FLAGS.weight_decay_on)
+                                       **common.weight_decay_on())
     f = common.FLAGS
     config = tasks.cifar_train_config(
         experiment.depth, _TRAIN_STEPS.value, experiment.train_examples, batch_size=_BATCH_SIZE.value, lr=_LR.value,

@@ -62,7 +62,7 @@ def main(argv):
     experiment = tasks.ImagenetExperiment(depth=_DEPTH.value, residual=not _PLAIN.value, shortcut=_SHORTCUT.value,
                                           stride_on=_STRIDE_ON.value, eval_mode=_EVAL_MODE.value,
                                           bn_group_size=_BN_GROUP.value or None,
-                                          weight_decay_on=common.FLAGS.weight_decay_on,
+                                          **common.weight_decay_on(),
                                           resize_antialias=_ANTIALIAS.value)
     f = common.FLAGS
     config = tasks.imagenet_train_config(

@@ -51,6 +51,7 @@ def test_cifar_recipe_end_to_end(tiny_cifar, tmp_path):
         config = json.load(f)
     assert "python -m recipes.cifar10" in config["command"] and config["bn_group_size"] == 10
     assert config["tf32"] is False
+    assert config["weight_decay_on"] == "all"  # The CIFAR-10 recipe's default (docs/results/table6-64k).
 
 
 def test_finished_run_exports_a_classifier_that_tools_evaluate_scores_like_the_run(tiny_cifar, tmp_path):
@@ -294,6 +295,7 @@ def test_imagenet_recipe_end_to_end_logs_top5_and_scores_every_test_protocol(tin
         config = json.load(f)
     assert config["plateau_patience_steps"] == 1 and config["bn_group_size"] is None  # 50k of 600k, scaled.
     assert config["resize_antialias"] is False  # The cheaper resize, in training and all three evaluations.
+    assert config["weight_decay_on"] == "kernels"  # ImageNet's default: the decay-all measurement is CIFAR-10's.
 
 
 def test_validation_protocol_trains_on_the_first_90_percent_with_their_mean_and_evaluates_on_the_rest(

@@ -106,26 +106,33 @@ def test_runs_of_different_configurations_are_separate_rows_that_say_how_they_di
     assert all(r[3] == "1" for r in rows)
 
 
-def test_a_run_that_decays_every_parameter_is_a_row_and_a_label_of_its_own(tmp_path):
-    fake_run(tmp_path, "kernels", 56, True, 0, [50.0, 8.0])
-    fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0], weight_decay_on="all")
+def test_a_run_that_decays_other_parameters_than_its_recipe_is_a_row_and_a_label_of_its_own(tmp_path):
+    fake_run(tmp_path, "kernels", 56, True, 0, [50.0, 8.0], weight_decay_on="kernels")
+    fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0])  # The CIFAR-10 recipe decays every parameter.
     rows, _ = table_rows(tmp_path)
-    assert sorted(r[0] for r in rows) == ["ResNet-56", "ResNet-56 (decay all)"]
-    assert {r[0]: r[7] for r in rows}["ResNet-56 (decay all)"] == "weight_decay_on=all (paper: kernels)"
+    assert sorted(r[0] for r in rows) == ["ResNet-56", "ResNet-56 (decay kernels)"]
+    row = {r[0]: r for r in rows}["ResNet-56 (decay kernels)"]
+    assert row[7] == "weight_decay_on=kernels (paper: not stated; recipe: all)"
+    assert row[5] == "+1.03"  # The other reading of what the paper leaves unstated is still compared with it.
+    older = recipe_config(56)
+    del older["weight_decay_on"]  # A run from before the setting existed decayed the kernels.
+    assert runs_lib.run_label(older) == "ResNet-56 (decay kernels)"
     assert runs_lib.run_label({"depth": 34, "shortcut": "B", "dataset": "imagenet2012",
-                               "weight_decay_on": "all"}) == "ResNet-34 (B, decay all)"
+                               "weight_decay_on": "all"}) == "ResNet-34 (B, decay all)"  # ImageNet's: kernels.
+    assert runs_lib.run_label({"depth": 34, "shortcut": "B", "dataset": "imagenet2012"}) == "ResNet-34 (B)"
 
 
 def test_a_runs_seed_joins_its_label_notes_in_one_pair_of_parentheses(tmp_path):
-    fake_run(tmp_path, "all", 56, True, 0, [50.0, 7.0], weight_decay_on="all")
+    fake_run(tmp_path, "kernels", 56, True, 0, [50.0, 7.0], weight_decay_on="kernels")
     fake_run(tmp_path, "plain", 20, False, 1, [50.0, 9.0])
     runs = runs_lib.find_runs([str(tmp_path)])
     for table in (run_times.time_to_accuracy_table(runs), run_times.training_time_table(runs)):
-        assert "| ResNet-56 (decay all, seed 0) |" in table
+        assert "| ResNet-56 (decay kernels, seed 0) |" in table
         assert "| plain-20 (seed 1) |" in table
-    fake_run(tmp_path, "unfinished", 56, True, 2, [50.0, 20.0], finished=False, reached=8_000, weight_decay_on="all")
+    fake_run(tmp_path, "unfinished", 56, True, 2, [50.0, 20.0], finished=False, reached=8_000,
+             weight_decay_on="kernels")
     notes = reporting._unfinished_notes([r for r in runs_lib.find_runs([str(tmp_path)]) if not runs_lib.is_finished(r)])
-    assert notes[0].startswith(f"ResNet-56 (decay all, seed 2, `{tmp_path / 'unfinished'}`): unfinished at step 8,000")
+    assert notes[0].startswith(f"ResNet-56 (decay kernels, seed 2, `{tmp_path / 'unfinished'}`): unfinished at step 8,000")
 
 
 def test_resnet110_mean_is_compared_with_the_papers_mean_and_best_with_its_best(tmp_path):
@@ -197,15 +204,15 @@ def test_figure6_uses_the_papers_error_axis_only_when_every_curve_ends_inside_it
 
 def test_figure6_gives_each_net_of_a_panel_its_own_label_and_colour_and_twins_of_one_depth_one_colour(tmp_path):
     fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.0])
-    fake_run(tmp_path, "r56-all", 56, True, 0, [50.0, 7.5], weight_decay_on="all")
+    fake_run(tmp_path, "r56-kernels", 56, True, 0, [50.0, 7.5], weight_decay_on="kernels")
     fake_run(tmp_path, "r20", 20, True, 0, [50.0, 9.0])
     fake_run(tmp_path, "r20-lr", 20, True, 0, [50.0, 9.5], lr=0.2)
     fake_run(tmp_path, "p56", 56, False, 0, [50.0, 12.0])
     styles = {os.path.basename(d): style for d, style in figures.curve_styles(runs_lib.find_runs(str(tmp_path))).items()}
     assert {name: label for name, (label, _) in styles.items()} == {
-        "r56": "ResNet-56", "r56-all": "ResNet-56 (decay all)", "r20": "ResNet-20 (lr=0.1)",
+        "r56": "ResNet-56", "r56-kernels": "ResNet-56 (decay kernels)", "r20": "ResNet-20 (lr=0.1)",
         "r20-lr": "ResNet-20 (lr=0.2)", "p56": "plain-56"}
-    residual_colours = [styles[name][1] for name in ("r56", "r56-all", "r20", "r20-lr")]
+    residual_colours = [styles[name][1] for name in ("r56", "r56-kernels", "r20", "r20-lr")]
     assert len(set(residual_colours)) == 4
     assert styles["p56"][1] == styles["r56"][1]
 
@@ -267,6 +274,26 @@ def test_depth_claims_name_degradation_and_deeper_residual_nets_with_their_sampl
                                "13.50 vs 14.00 % (as the paper)")
     assert lines[3] == ("- Deeper residual nets are better (Table 6): ResNet-56 against ResNet-20: test error 8.40 vs "
                         "8.50 % (as the paper; difference -0.10, within twice its sampling error 0.39).")
+
+
+def test_depth_claims_compare_nets_of_one_weight_decay_reading_only(tmp_path):
+    for name, residual, depth, error, decay in (("p20", False, 20, 9.0, "kernels"), ("p56", False, 56, 12.0, "kernels"),
+                                                ("r56k", True, 56, 8.0, "kernels"), ("r56", True, 56, 6.8, "all")):
+        fake_run(tmp_path, name, depth, residual, 0, [50.0, error], weight_decay_on=decay)
+    lines = claims.depth_claims(runs_lib.find_runs(str(tmp_path)))
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "plain-56 (decay kernels) against plain-20 (decay kernels)",
+        "ResNet-56 (decay kernels) against plain-56 (decay kernels)"]  # ResNet-56 (decay all) has no pair.
+    keys = {claims.net_key(r.config) for r in runs_lib.find_runs(str(tmp_path))}
+    assert claims.reading_pairs(keys) == [((True, 56, "kernels"), (True, 56, "all"))]
+
+
+def test_response_claims_compare_nets_of_one_weight_decay_reading_only():
+    lines = claims.response_claims({(True, 20, "all"): [[0.5]], (False, 20, "kernels"): [[0.9]],
+                                    (True, 20, "kernels"): [[0.6]], (True, 56, "kernels"): [[0.4]]})
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "ResNet-20 (decay kernels) 0.600 vs plain-20 (decay kernels) 0.900 (as the paper)",
+        "ResNet-56 (decay kernels) 0.400 vs ResNet-20 (decay kernels) 0.600 (as the paper)"]
 
 
 def test_depth_claims_say_when_a_claim_does_not_hold_and_skip_short_or_unfinished_runs(tmp_path):
@@ -459,10 +486,10 @@ def test_figure7_names_each_net_by_its_label_and_seed(tmp_path, monkeypatch):
                         tf.data.Dataset.from_tensors((np.zeros((2, 32, 32, 3), "float32"), [0, 0])))
     drawn = {}
     monkeypatch.setattr(figures, "plot_layer_responses", lambda responses, path: drawn.update(responses))
-    folder = fake_run(tmp_path, "all", 8, True, 3, [50.0], weight_decay_on="all")
-    cifar_resnet(8, classifier_activation=None).save(os.path.join(folder, "model.keras"))
+    folder = fake_run(tmp_path, "kernels", 8, True, 3, [50.0], weight_decay_on="kernels")
+    cifar_resnet(8, classifier_activation=None, weight_decay_on="kernels").save(os.path.join(folder, "model.keras"))
     figure7(runs_lib.find_runs(str(tmp_path)), "unused", 2, str(tmp_path / "figure7.png"))
-    assert list(drawn) == ["ResNet-8 (decay all, seed 3)"]
+    assert list(drawn) == ["ResNet-8 (decay kernels, seed 3)"]
 
 
 def test_the_report_checks_figure7s_claims_on_finished_paper_recipe_nets(tmp_path, monkeypatch):
@@ -533,12 +560,12 @@ def test_the_report_compares_the_claims_nets_image_by_image_when_it_has_their_da
 def test_the_report_compares_each_variant_of_the_recipe_with_the_paper_recipe_run_of_its_net(tmp_path, four_test_images):
     runs = tmp_path / "runs"
     _always(0, fake_run(runs, "resnet20", 20, True, 0, [50.0, 9.0]))
-    _always(1, fake_run(runs, "resnet20-all", 20, True, 0, [50.0, 9.0], weight_decay_on="all"))
-    _always(1, fake_run(runs, "resnet32-all", 32, True, 0, [50.0, 9.0], weight_decay_on="all"))  # No twin here.
+    _always(1, fake_run(runs, "resnet20-kernels", 20, True, 0, [50.0, 9.0], weight_decay_on="kernels"))
+    _always(1, fake_run(runs, "resnet32-kernels", 32, True, 0, [50.0, 9.0], weight_decay_on="kernels"))  # No twin.
     text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
     section = text.split("## Variants of the paper's recipe against it, image by image")[1].split("##")[0]
     assert [line for line in section.splitlines() if line.startswith("- ")] == [
-        "- ResNet-20 (decay all, seed 0) (weight_decay_on=all (other: kernels)) against ResNet-20 (seed 0) on the "
+        "- ResNet-20 (decay kernels, seed 0) (weight_decay_on=kernels (other: all)) against ResNet-20 (seed 0) on the "
         "same 4 test images: 75.00 vs 25.00 %; 3 images wrong only for the first, 1 only for the second: difference "
         "+50.00 +- 43.30 points (1 s.e.), McNemar's exact p = 0.62 (within the test set's sampling error at 5 %)."]
 
@@ -546,8 +573,8 @@ def test_the_report_compares_each_variant_of_the_recipe_with_the_paper_recipe_ru
 def test_the_reports_image_by_image_sections_say_their_p_values_leave_out_the_spread_between_seeds(
         tmp_path, four_test_images):
     runs = tmp_path / "runs"
-    for name, residual, answer, decay in (("plain20", False, 1, "kernels"), ("resnet20", True, 0, "kernels"),
-                                          ("resnet20-all", True, 1, "all")):
+    for name, residual, answer, decay in (("plain20", False, 1, "all"), ("resnet20", True, 0, "all"),
+                                          ("resnet20-kernels", True, 1, "kernels")):
         _always(answer, fake_run(runs, name, 20, residual, 0, [50.0, 9.0], weight_decay_on=decay))
     text = open(write_report(str(runs), str(tmp_path / "out"), "unused", 4)).read()
     depth = text.split("compared image by image")[1].split("##")[0]

@@ -505,6 +505,22 @@ def test_a_run_recorded_before_weight_decay_on_existed_resumes_with_kernels_but_
         run_config.check_config(str(tmp_path), {**saved, "weight_decay_on": "all"})
 
 
+def test_a_cifar_run_from_before_the_decay_all_default_is_refused_with_how_to_resume_it(tmp_path):
+    saved = experiment_hparams("cifar10", CifarExperiment(depth=20, weight_decay_on="kernels"), cifar_train_config(20))
+    (tmp_path / run_config.CONFIG_FILE).write_text(json.dumps(run_config.jsonable(saved)))
+    now = experiment_hparams("cifar10", CifarExperiment(depth=20), cifar_train_config(20))  # No flag given.
+    with pytest.raises(run_config.ConfigMismatchError,
+                       match=r"weight_decay_on: 'kernels' there vs 'all' now\); to resume it, give the settings"):
+        run_config.check_config(str(tmp_path), now)
+    run_config.check_config(str(tmp_path), {**now, "weight_decay_on": "kernels"})  # --weight_decay_on=kernels.
+
+
+def test_a_cifar_run_config_without_weight_decay_on_is_the_kernels_only_experiment_it_trained():
+    assert CifarExperiment().weight_decay_on == "all"  # The recipe's default since 2026-12-04...
+    assert CifarExperiment.from_run_config({"depth": 56}).weight_decay_on == "kernels"  # ...not what older runs did.
+    assert CifarExperiment.from_run_config({"depth": 56, "weight_decay_on": "all"}).weight_decay_on == "all"
+
+
 def test_xla_on_two_replicas_trains_like_without_it(tmp_path, two_cpu_strategy):
     """--jit_compile compiles each replica's forward and backward pass only; the update (a cross-replica
     merge_call in Keras's optimizer) stays outside the compiled function, where MirroredStrategy allows it."""

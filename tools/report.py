@@ -49,15 +49,16 @@ def _held_out(run, data_dir: str, batch_size: int):
 def paired_tests(runs, data_dir: str) -> tuple[list[str], list[str]]:
     """Test errors compared image by image (McNemar's test), each net scored on all of its held-out images:
     (the depth claims' pairs, ``claims.paired_claims``; each finished variant of the paper's recipe against
-    the paper-recipe run of the same net, ``claims.variant_comparisons``). One run per paper-recipe net: the
-    one Figure 6 draws; only runs that kept their ``model.keras``."""
+    the paper-recipe run of the same net, and each net trained with the other reading of what the paper leaves
+    unstated against the recipe's reading, ``claims.reading_pairs``: ``claims.variant_comparisons``). One run
+    per paper-recipe net: the one Figure 6 draws; only runs that kept their ``model.keras``."""
     import keras
     import numpy as np
 
     def has_model(run):
         return os.path.exists(os.path.join(run.model_dir, "model.keras"))
 
-    key = lambda run: (run.config.get("residual", True), run.config.get("depth"))  # noqa: E731
+    key = lambda run: claims_lib.net_key(run.config)  # noqa: E731
     nets = {key(r): r for r in reporting.figure_runs([r for r in runs if claims_lib.at_paper_recipe(r)]) if has_model(r)}
     variants = [r for r in runs if r.config.get("dataset") == "cifar10" and runs_lib.is_finished(r)
                 and not claims_lib.at_paper_recipe(r) and key(r) in nets and has_model(r)]
@@ -73,8 +74,8 @@ def paired_tests(runs, data_dir: str) -> tuple[list[str], list[str]]:
 
     needed = sorted({k for _, a, b, _, _ in claims_lib.claim_pairs(nets) for k in (a, b)})
     depth = claims_lib.paired_claims({k: correct(nets[k]) for k in needed})
-    pairs = [(correct(r), reporting.differences(r.config, nets[key(r)].config), correct(nets[key(r)]))
-             for r in variants]
+    others = [(r, nets[key(r)]) for r in variants] + [(nets[a], nets[b]) for a, b in claims_lib.reading_pairs(nets)]
+    pairs = [(correct(a), reporting.differences(a.config, b.config), correct(b)) for a, b in others]
     return depth, claims_lib.variant_comparisons(pairs)
 
 
@@ -96,7 +97,7 @@ def figure7(runs, data_dir: str, images: int, path: str) -> tuple[list[str], lis
         responses[label] = stds
         used.append(run.model_dir)
         if claims_lib.at_paper_recipe(run):
-            by_net.setdefault((run.config.get("residual", True), run.config.get("depth")), []).append(stds)
+            by_net.setdefault(claims_lib.net_key(run.config), []).append(stds)
     if responses:
         figures.plot_layer_responses(responses, path)
     return used, claims_lib.response_claims(by_net)
@@ -122,8 +123,11 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
              "compares like with like: it is left out, with the reason, for a row whose recipe differs from the "
              "paper's in what it trains (BN group, LR, batch, augmentation, schedule, protocol) or that covers a "
              "subset of the test images; mixed-precision rows (bfloat16 compute, float32 weights) are compared, "
-             "their precision named in the last column. A best of n runs is compared with the paper's best of 5 "
-             "only when n >= 5.", "",
+             "their precision named in the last column, and so are rows with the other reading of what the paper "
+             "does not state (whether the weight decay applies to BN's gammas and betas too: the CIFAR-10 recipe "
+             "decays every parameter since 2026-12-04, the kernels alone before), each named in its label and in "
+             "the last column. The paper's claims compare nets of one reading with each other. A best of n runs is "
+             "compared with the paper's best of 5 only when n >= 5.", "",
              "## CIFAR-10 (Table 6)", "", table if len(table.splitlines()) > 2 else "(no finished run yet)", ""]
     if notes:
         lines += ["Runs listed but not in the table:", ""] + [f"- {n}" for n in notes] + [""]

@@ -165,7 +165,11 @@ def check_config(model_dir: str, hparams: dict) -> None:
     ours, theirs = what_is_trained(jsonable(hparams)), what_is_trained(saved)
     differ = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
     if differ:
-        details = ", ".join(f"{k}: {saved.get(k)!r} there vs {hparams.get(k)!r} now" for k in differ)
+        def there(k):  # A setting added after the run was recorded: the value it trained with.
+            if k not in saved and k in IMPLIED_WHEN_ABSENT:
+                return f"{IMPLIED_WHEN_ABSENT[k]!r} there (not recorded: the value before the setting existed)"
+            return f"{saved.get(k)!r} there"
+        details = ", ".join(f"{k}: {there(k)} vs {hparams.get(k)!r} now" for k in differ)
         raise ConfigMismatchError(
             f"model_dir {model_dir!r} holds a run with a different configuration ({details}); "
             "to resume it, give the settings it started with (its provenance.json records its command), "

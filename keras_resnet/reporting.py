@@ -10,7 +10,7 @@ import json
 import os
 
 from keras_resnet.run_config import IMPLIED_WHEN_ABSENT
-from keras_resnet.runs import Run, is_finished, run_label
+from keras_resnet.runs import Run, is_finished, recipe_weight_decay_on, run_label, weight_decay_on
 
 
 def summarize(values: list[float]) -> dict:
@@ -61,6 +61,18 @@ def deviations(config: dict) -> list[str]:
         keys.remove("shortcut")  # Tables 3 and 4 report ResNet-34 with A, B and C.
     return [f"{k}={_setting(ours, k)} (paper: " + ("not stated; recipe: " if k in UNSTATED_BY_PAPER else "")
             + f"{paper.get(k, IMPLIED_WHEN_ABSENT.get(k))})" for k in keys]
+
+
+def command_today(config: dict) -> str | None:
+    """The run's recorded command as today's code needs it to train the same recipe: with
+    ``--weight_decay_on`` added where the run's value is no longer its recipe's default (the CIFAR-10 recipe
+    decays every parameter since 2026-12-04, the kernels alone before); ``None`` where the recorded command
+    still trains it."""
+    command = config.get("command")
+    if not command or "--weight_decay_on" in command:
+        return None
+    decay = weight_decay_on(config)
+    return None if decay == recipe_weight_decay_on(config.get("dataset")) else f"{command} --weight_decay_on={decay}"
 
 
 def differences(config: dict, other: dict) -> list[str]:

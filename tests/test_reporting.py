@@ -122,6 +122,18 @@ def test_a_run_that_decays_other_parameters_than_its_recipe_is_a_row_and_a_label
     assert runs_lib.run_label({"depth": 34, "shortcut": "B", "dataset": "imagenet2012"}) == "ResNet-34 (B)"
 
 
+def test_the_report_gives_the_command_that_repeats_a_kernels_only_cifar_run_with_todays_defaults(tmp_path):
+    older = recipe_config(110, command="python -m recipes.cifar10 --depth=110")
+    del older["weight_decay_on"]  # Recorded before the setting existed: it decayed the kernels.
+    assert reporting.command_today(older) == "python -m recipes.cifar10 --depth=110 --weight_decay_on=kernels"
+    assert reporting.command_today(recipe_config(56)) is None  # Today's default: the command still trains it.
+    assert reporting.command_today({**older, "command": "python -m recipes.cifar10 --weight_decay_on=kernels"}) is None
+    assert reporting.command_today({"dataset": "imagenet2012", "command": "python -m recipes.imagenet"}) is None
+    fake_run(tmp_path / "runs", "r110", 110, True, 0, [50.0, 7.0], weight_decay_on="kernels")
+    text = open(write_report(str(tmp_path / "runs"), str(tmp_path / "out"), None, 4)).read()
+    assert "--depth=110`; today: `python -m recipes.cifar10 --depth=110 --weight_decay_on=kernels`" in text
+
+
 def test_a_runs_seed_joins_its_label_notes_in_one_pair_of_parentheses(tmp_path):
     fake_run(tmp_path, "kernels", 56, True, 0, [50.0, 7.0], weight_decay_on="kernels")
     fake_run(tmp_path, "plain", 20, False, 1, [50.0, 9.0])

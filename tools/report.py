@@ -184,9 +184,12 @@ def write_report(runs_roots: str | list[str], out: str, data_dir: str | None, fi
             if claims:
                 lines += ["The paper's claims about the responses (each net's stds averaged over its layers and "
                           "seeds; runs at the paper's recipe):", ""] + claims + [""]
-    lines += ["## Commands", ""]
+    lines += ["## Commands", "", "As each run recorded it; where today's defaults would train another recipe, "
+              "the command that repeats the run today follows it.", ""]
     for run in runs:
-        lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`")
+        today = reporting.command_today(run.config)
+        lines.append(f"- `{run.model_dir}`: `{run.config.get('command', '(not recorded)')}`"
+                     + (f"; today: `{today}`" if today else ""))
     lines += ["", "## Provenance", "",
               "What produced each run (its `provenance.json`: one segment per start or resume); a run whose "
               "segments differ in code, library versions, device class, precision or data is marked.", ""]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_resnet.reporting import COMPARABLE_DEVIATIONS, deviations
-from keras_resnet.runs import Run, is_finished, recipe_weight_decay_on, weight_decay_on
+from keras_resnet.runs import Run, is_finished, recipe_weight_decay_on, run_label, weight_decay_on
 
 # A net as the claims name it: (residual: bool, depth: int, what its weight decay applied to: str), ``net_key``.
 # Claims compare nets of one reading of the recipe only (the paper does not say what it decays); a key of
@@ -26,8 +26,8 @@ def net_key(config: dict) -> Net:
 
 def net_name(key: Net) -> str:
     """``ResNet-56``, ``plain-20``, or ``ResNet-56 (decay kernels)`` for the other reading than the recipe's."""
-    name = f"{'ResNet' if key[0] else 'plain'}-{key[1]}"
-    return name + (f" (decay {key[2]})" if key[2:] and key[2] != recipe_weight_decay_on("cifar10") else "")
+    decay = key[2] if key[2:] else recipe_weight_decay_on("cifar10")
+    return run_label({"dataset": "cifar10", "residual": key[0], "depth": key[1], "weight_decay_on": decay})
 
 
 def _families(keys) -> list[tuple]:

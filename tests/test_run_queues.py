@@ -16,7 +16,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "table6-64k" / "run_queues.sh"
 RUNS = ("resnet110-seed0", "resnet56-seed0", "resnet56-decayall-seed0", "plain56-seed0", "plain20-seed0",
-        "resnet20-seed1", "resnet20-decayall-seed0")
+        "resnet20-seed1", "resnet20-decayall-seed0", "resnet110-decayall-seed0")
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("flock") and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2
@@ -108,6 +108,7 @@ def test_only_the_runs_that_need_a_later_checkout_run_from_new_code(env, started
     where = dict(_trained(env))
     assert where.pop("resnet56-decayall-seed0") == env["NEW_CODE"]
     assert where.pop("resnet20-decayall-seed0") == env["NEW_CODE"]
+    assert where.pop("resnet110-decayall-seed0") == env["NEW_CODE"]
     assert set(where.values()) == {env["CODE"]}
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "table6-64k" / "run_queues.sh"
+ISSUE_RUNS = ("resnet110-seed0", "resnet56-seed0", "resnet56-decayall-seed0", "plain56-seed0", "plain20-seed0",
+              "resnet20-seed1")  # The runs finish.sh needs; the others come after them.
+LATER_RUNS = ("resnet20-decayall-seed0", "resnet110-decayall-seed0")
 RUNS = ("resnet110-seed0", "resnet56-seed0", "resnet56-decayall-seed0", "plain56-seed0", "plain20-seed0",
         "resnet20-seed1", "resnet20-decayall-seed0", "resnet110-decayall-seed0")
 
@@ -23,9 +26,10 @@ pytestmark = pytest.mark.skipif(
          and {0, 1} <= os.sched_getaffinity(0)),
     reason="needs flock, taskset and cores 0 and 1")
 
-# Trains at once (records "<run> <cwd>" in CTRL/trained, its CPU affinity in CTRL/cores-<run>, and writes
-# stats.json) unless CTRL/hold exists when it starts: then it records CTRL/running-<run> and waits for
-# CTRL/release, and exits 1 (interrupted).
+# Records its CPU affinity in CTRL/cores-<run>, then trains at once (records "<run> <cwd>" in CTRL/trained
+# and writes stats.json) unless CTRL/hold or CTRL/hold-<run> exists when it starts: then it records
+# CTRL/running-<run> and waits for CTRL/release, then exits 1 (interrupted), or trains if CTRL/complete
+# exists by then.
 # A finished run (stats.json there) returns at once, as the real recipe does.
 FAKE_RECIPE = '''
 import os, sys, time
@@ -34,14 +38,15 @@ model_dir = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--model_dir="
 name = os.path.basename(model_dir)
 if os.path.exists(os.path.join(model_dir, "stats.json")):
     sys.exit(0)
-if os.path.exists(os.path.join(ctrl, "hold")):
+with open(os.path.join(ctrl, "cores-" + name), "w") as f:
+    f.write(",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
+if os.path.exists(os.path.join(ctrl, "hold")) or os.path.exists(os.path.join(ctrl, "hold-" + name)):
     open(os.path.join(ctrl, "running-" + name), "w").close()
     while not os.path.exists(os.path.join(ctrl, "release")):
         time.sleep(0.05)
-    sys.exit(1)
+    if not os.path.exists(os.path.join(ctrl, "complete")):
+        sys.exit(1)
 os.makedirs(model_dir, exist_ok=True)
-with open(os.path.join(ctrl, "cores-" + name), "w") as f:
-    f.write(",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
 with open(os.path.join(ctrl, "trained"), "a") as f:
     f.write(name + " " + os.getcwd() + "\\n")
 open(os.path.join(model_dir, "stats.json"), "w").close()
@@ -78,6 +83,12 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 
 def _cores(env: dict, name: str) -> str:
     return (Path(env["FAKE_CTRL"]) / f"cores-{name}").read_text()
+
+
+def _finished(env: dict, names) -> None:
+    for name in names:
+        (Path(env["RUNS"]) / name).mkdir(parents=True)
+        (Path(env["RUNS"]) / name / "stats.json").touch()
 
 
 def _trained(env: dict) -> list[tuple[str, str]]:
@@ -146,11 +157,64 @@ def test_each_run_is_pinned_to_its_queues_core_while_other_runs_remain(env, star
 
 
 def test_the_last_run_left_trains_on_both_cores(env, started):
-    for name in RUNS:
-        if name != "plain56-seed0":
-            (Path(env["RUNS"]) / name).mkdir(parents=True)
-            (Path(env["RUNS"]) / name / "stats.json").touch()
+    _finished(env, [name for name in RUNS if name != "plain56-seed0"])
     started.append(_start(env))
     assert started[0].wait(timeout=120) == 0
     assert [name for name, _ in _trained(env)] == ["plain56-seed0"]
     assert _cores(env, "plain56-seed0") == "0,1"
+
+
+def test_the_last_unfinished_issue_run_trains_on_both_cores_before_the_later_runs(env, started):
+    _finished(env, [name for name in ISSUE_RUNS if name != "plain56-seed0"])
+    started.append(_start(env))
+    assert started[0].wait(timeout=120) == 0
+    assert _cores(env, "plain56-seed0") == "0,1"
+    assert [name for name, _ in _trained(env)][0] == "plain56-seed0"
+    assert sorted(name for name, _ in _trained(env)) == sorted(("plain56-seed0",) + LATER_RUNS)
+
+
+def _queue_logs(env: dict) -> list[str]:
+    logs = [Path(env["RUNS"]) / f"queue{core}.log" for core in (0, 1)]
+    return [log.read_text() if log.exists() else "" for log in logs]
+
+
+def test_later_runs_wait_for_an_issue_run_on_both_cores_then_both_queues_go_on(env, started):
+    ctrl = Path(env["FAKE_CTRL"])
+    _finished(env, [name for name in ISSUE_RUNS if name != "plain56-seed0"])
+    (ctrl / "hold-plain56-seed0").touch()
+    started.append(_start(env))
+    _wait_for(lambda: (ctrl / "running-plain56-seed0").exists())
+    _wait_for(lambda: "waiting for plain56-seed0" in "".join(_queue_logs(env)))
+    time.sleep(0.5)
+    assert not any((ctrl / f"cores-{name}").exists() for name in LATER_RUNS)
+    (ctrl / "complete").touch()
+    (ctrl / "release").touch()  # plain-56 finishes.
+    assert started[0].wait(timeout=60) == 0
+    assert sorted(name for name, _ in _trained(env)) == sorted(("plain56-seed0",) + LATER_RUNS)
+    for log in _queue_logs(env):  # The queue that waited trained a later run too.
+        assert any(f"start {name} on" in log for name in LATER_RUNS), log
+
+
+def test_later_runs_stay_unstarted_if_the_issue_run_on_both_cores_is_interrupted(env, started):
+    ctrl = Path(env["FAKE_CTRL"])
+    _finished(env, [name for name in ISSUE_RUNS if name != "plain56-seed0"])
+    (ctrl / "hold-plain56-seed0").touch()
+    started.append(_start(env))
+    _wait_for(lambda: (ctrl / "running-plain56-seed0").exists())
+    _wait_for(lambda: "waiting for plain56-seed0" in "".join(_queue_logs(env)))
+    (ctrl / "release").touch()  # plain-56 exits interrupted, as at the end of a session.
+    assert started[0].wait(timeout=60) == 0
+    assert _trained(env) == []
+    assert "plain56-seed0 was interrupted" in "".join(_queue_logs(env))
+
+
+def test_later_runs_do_not_wait_for_an_issue_run_pinned_to_the_other_core(env, started):
+    ctrl = Path(env["FAKE_CTRL"])
+    _finished(env, [name for name in ISSUE_RUNS if name not in ("plain56-seed0", "resnet20-seed1")])
+    (ctrl / "hold-plain56-seed0").touch()  # Pinned: ResNet-20 seed 1 is unfinished when it starts.
+    started.append(_start(env))
+    _wait_for(lambda: any(name in LATER_RUNS for name, _ in _trained(env)))
+    assert (ctrl / "running-plain56-seed0").exists() and not (ctrl / "release").exists()
+    assert _cores(env, "plain56-seed0") in ("0", "1")
+    (ctrl / "release").touch()
+    assert started[0].wait(timeout=60) == 0

@@ -15,7 +15,11 @@
 # The last run left (every other run finished) trains on both cores (one run on two cores does 1.4-1.7x
 # the images/s of one pinned run): its queue pins it to cores 0,1 when it starts it, so a run that is last
 # from a session's start on gets both cores for the whole session; one that becomes last mid-session gets
-# them at the next rerun.
+# them at the next rerun (or at once: stop the runs with SIGTERM and rerun this script). The same holds for
+# the last unfinished one of issue 19's own runs (ISSUE_RUNS, the runs finish.sh needs), so that the issue
+# ends sooner; while it trains on both cores, the other queue waits for it to finish before it starts a
+# later run. A queue reaches its first later run only after every unfinished issue run has been found
+# taken by the other queue; one that has ended unfinished since (interrupted) stops this queue too.
 # Stop them with SIGTERM (each writes a checkpoint at its current step): pkill -TERM -f "recipes.cifar10 --depth"
 # To change this file while it runs, write the new version beside it and `mv` it over: bash reads a running
 # script from the file as it goes, so an edit in place can make the running one read commands it never had.
@@ -24,6 +28,7 @@ SAVED=${SAVED:-$(cd "$(dirname "$0")" && pwd)}
 PY=${PY:-python}
 NEW_CODE=${NEW_CODE:-$CODE}
 NEW_CODE_RUNS=" resnet56-decayall-seed0 resnet20-decayall-seed0 resnet110-decayall-seed0 "  # --weight_decay_on (1e9084e has it, a2a5cdf not).
+ISSUE_RUNS=" resnet110-seed0 resnet56-seed0 resnet56-decayall-seed0 plain56-seed0 plain20-seed0 resnet20-seed1 "
 mkdir -p "$RUNS"
 QUEUE0=("resnet110-seed0:--depth=110" "plain56-seed0:--depth=56 --plain" "plain20-seed0:--depth=20 --plain"
     "resnet20-seed1:--depth=20 --seed=1" "resnet20-decayall-seed0:--depth=20 --weight_decay_on=all"
@@ -38,8 +43,12 @@ others_finished() {  # run name: true when every other run of both queues has fi
     [ "$other" = "$1" ] || [ -f "$RUNS/$other/stats.json" ] || return 1
   done
 }
+unfinished_issue_runs() {  # issue 19's runs without a stats.json, one name per line
+  local run
+  for run in $ISSUE_RUNS; do [ -f "$RUNS/$run/stats.json" ] || echo "$run"; done
+}
 queue() {  # core, then one "model_dir name:flags" per run
-  local core=$1 qfd; shift
+  local core=$1 qfd first; shift
   # One queue per core: a rerun while the last one's queues are still exiting (a run takes up to a minute
   # to checkpoint and exit on SIGTERM) waits for them, rather than finding its first run still locked and
   # going on to the next one (which happened once, 2026-12-03 07:50: ResNet-20 seed 1 started on core 0
@@ -54,8 +63,24 @@ queue() {  # core, then one "model_dir name:flags" per run
     name=${spec%%:*}; args=${spec#*:}; code=$CODE; cores=$core
     if [[ $NEW_CODE_RUNS == *" $name "* ]]; then code=$NEW_CODE; fi
     if others_finished "$name"; then cores=0,1; fi
+    if [[ $ISSUE_RUNS == *" $name "* ]]; then
+      if [ "$(unfinished_issue_runs)" = "$name" ]; then cores=0,1; fi
+    else
+      for first in $(unfinished_issue_runs); do  # Each was found taken by the other queue.
+        if ! flock -n "$RUNS/$first.lock" true; then  # Still training.
+          [ "$(cat "$RUNS/$first.cores" 2> /dev/null)" = 0,1 ] || continue  # Pinned to the other core.
+          echo "$(date -u +%FT%TZ) waiting for $first (on both cores) before $name" >> "$RUNS/queue$core.log"
+          flock "$RUNS/$first.lock" true
+        fi
+        if [ ! -f "$RUNS/$first/stats.json" ]; then
+          echo "$(date -u +%FT%TZ) $first was interrupted; $name not started" >> "$RUNS/queue$core.log"
+          return
+        fi
+      done
+    fi
     (  # Holds the run's lock (fd 9, inherited by the recipe) from its restore to its end.
       flock -n 9 || exit 75
+      echo "$cores" > "$RUNS/$name.cores"  # Read by the other queue (above) while this run holds its lock.
       if [ ! -e "$RUNS/$name" ] && [ -d "$SAVED/$name/checkpoints" ]; then
         cp -r "$SAVED/$name" "$RUNS/$name"
         echo "$(date -u +%FT%TZ) $name restored from $SAVED/$name ($(head -1 "$SAVED/$name/checkpoints/checkpoint"))" \
@@ -67,6 +92,7 @@ queue() {  # core, then one "model_dir name:flags" per run
           --model_dir="$RUNS/$name" >> "$RUNS/$name.log" 2>&1
     ) 9> "$RUNS/$name.lock"
     rc=$?
+    [ $rc -eq 75 ] || rm -f "$RUNS/$name.cores"
     if [ $rc -eq 75 ]; then
       echo "$(date -u +%FT%TZ) $name is being trained by the other queue; next" >> "$RUNS/queue$core.log"
       continue

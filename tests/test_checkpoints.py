@@ -149,3 +149,14 @@ def test_a_refreshed_slim_copy_keeps_only_the_newest_checkpoint(tmp_path):
     assert sorted(os.listdir(tmp_path / "copy")) == ["checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
     copy_newest_checkpoint(os.path.join(str(tmp_path / "run2"), "checkpoints"), str(tmp_path / "copy"))
     assert sorted(os.listdir(tmp_path / "copy")) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]
+
+
+def test_a_slim_copy_into_a_relative_folder_names_its_checkpoint_within_that_folder(tmp_path, monkeypatch):
+    from tools.slim_run import copy_newest_checkpoint
+
+    ckpt_dir = stopped_run(tmp_path / "run", stop_after=4)
+    monkeypatch.chdir(tmp_path)
+    copy_newest_checkpoint(ckpt_dir, os.path.join("results", "run", "checkpoints"))
+    copy = tmp_path / "results" / "run" / "checkpoints"
+    assert 'model_checkpoint_path: "ckpt-4"' in (copy / "checkpoint").read_text()
+    assert tf.train.latest_checkpoint(str(copy)) == str(copy / "ckpt-4")

@@ -120,8 +120,10 @@ def copy_newest_checkpoint(src: str, dst: str) -> list[str]:
             shutil.copyfile(os.path.join(src, f), os.path.join(dst, f))
             written.append(os.path.join(dst, f))
     when = os.path.getmtime(newest + ".index")
-    tf.compat.v1.train.update_checkpoint_state(  # Relative paths: the copy moves between machines.
-        dst, name, all_model_checkpoint_paths=[name], all_model_checkpoint_timestamps=[when],
+    # Paths relative to dst, as the copy moves between machines. dst made absolute: under a relative
+    # folder TF would write the name relative to that folder's path from the working directory.
+    tf.compat.v1.train.update_checkpoint_state(
+        os.path.abspath(dst), name, all_model_checkpoint_paths=[name], all_model_checkpoint_timestamps=[when],
         last_preserved_timestamp=when - 1.0)
     return written + [os.path.join(dst, "checkpoint")]
 

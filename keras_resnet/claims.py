@@ -86,8 +86,8 @@ def depth_claims(runs: list[Run]) -> list[str]:
         text = f"{what} {ours:.2f} vs {theirs:.2f} % ({verdict}"
         if values is test:
             se = (_test_set_error_se(ours) ** 2 / n[deeper] + _test_set_error_se(theirs) ** 2 / n[shallower]) ** 0.5
-            text += f"; difference {ours - theirs:+.2f}, {'beyond' if abs(ours - theirs) > 2 * se else 'within'} " \
-                    f"twice its sampling error {se:.2f}"
+            text += f"; difference {ours - theirs:+.2f} +- {se:.2f} points (1 s.e.), " \
+                    f"{'beyond' if abs(ours - theirs) > 2 * se else 'within'} two standard errors"
         return text + ")"
 
     lines = []

@@ -280,12 +280,19 @@ def test_depth_claims_name_degradation_and_deeper_residual_nets_with_their_sampl
     fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.4])
     lines = claims.depth_claims(runs_lib.find_runs(str(tmp_path)))
     assert lines[0] == ("- Degradation (Figure 6, left): plain-56 against plain-20: training error 17.00 vs 14.00 % "
-                        "(as the paper); test error 12.00 vs 9.00 % (as the paper; difference +3.00, beyond twice its "
-                        "sampling error 0.43).")
+                        "(as the paper); test error 12.00 vs 9.00 % (as the paper; difference +3.00 +- 0.43 points "
+                        "(1 s.e.), beyond two standard errors).")
     assert lines[1].startswith("- Residual against plain (Figure 6): ResNet-20 against plain-20: training error "
                                "13.50 vs 14.00 % (as the paper)")
     assert lines[3] == ("- Deeper residual nets are better (Table 6): ResNet-56 against ResNet-20: test error 8.40 vs "
-                        "8.50 % (as the paper; difference -0.10, within twice its sampling error 0.39).")
+                        "8.50 % (as the paper; difference -0.10 +- 0.39 points (1 s.e.), within two standard errors).")
+
+
+def test_a_test_error_difference_between_one_and_two_standard_errors_is_read_as_within(tmp_path):
+    fake_run(tmp_path, "r20", 20, True, 0, [50.0, 8.5])
+    fake_run(tmp_path, "r56", 56, True, 0, [50.0, 8.0])  # -0.50 points; 1 s.e. of the difference: 0.39.
+    (line,) = claims.depth_claims(runs_lib.find_runs(str(tmp_path)))
+    assert line.endswith("difference -0.50 +- 0.39 points (1 s.e.), within two standard errors).")
 
 
 def test_depth_claims_compare_nets_of_one_weight_decay_reading_only(tmp_path):

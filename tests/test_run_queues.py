@@ -178,13 +178,20 @@ def _queue_logs(env: dict) -> list[str]:
     return [log.read_text() if log.exists() else "" for log in logs]
 
 
-def test_later_runs_wait_for_an_issue_run_on_both_cores_then_both_queues_go_on(env, started):
+def _other_queue_waiting_for_plain56_on_both_cores(env: dict, started: list) -> Path:
+    """Starts the queues with plain-56 the last unfinished issue run, held; returns the fake's control
+    folder once the queue that does not train plain-56 logs that it waits for it."""
     ctrl = Path(env["FAKE_CTRL"])
     _finished(env, [name for name in ISSUE_RUNS if name != "plain56-seed0"])
     (ctrl / "hold-plain56-seed0").touch()
     started.append(_start(env))
     _wait_for(lambda: (ctrl / "running-plain56-seed0").exists())
     _wait_for(lambda: "waiting for plain56-seed0" in "".join(_queue_logs(env)))
+    return ctrl
+
+
+def test_later_runs_wait_for_an_issue_run_on_both_cores_then_both_queues_go_on(env, started):
+    ctrl = _other_queue_waiting_for_plain56_on_both_cores(env, started)
     time.sleep(0.5)
     assert not any((ctrl / f"cores-{name}").exists() for name in LATER_RUNS)
     (ctrl / "complete").touch()
@@ -196,12 +203,7 @@ def test_later_runs_wait_for_an_issue_run_on_both_cores_then_both_queues_go_on(e
 
 
 def test_later_runs_stay_unstarted_if_the_issue_run_on_both_cores_is_interrupted(env, started):
-    ctrl = Path(env["FAKE_CTRL"])
-    _finished(env, [name for name in ISSUE_RUNS if name != "plain56-seed0"])
-    (ctrl / "hold-plain56-seed0").touch()
-    started.append(_start(env))
-    _wait_for(lambda: (ctrl / "running-plain56-seed0").exists())
-    _wait_for(lambda: "waiting for plain56-seed0" in "".join(_queue_logs(env)))
+    ctrl = _other_queue_waiting_for_plain56_on_both_cores(env, started)
     (ctrl / "release").touch()  # plain-56 exits interrupted, as at the end of a session.
     assert started[0].wait(timeout=60) == 0
     assert _trained(env) == []

@@ -220,3 +220,10 @@ def test_later_runs_do_not_wait_for_an_issue_run_pinned_to_the_other_core(env, s
     assert _cores(env, "plain56-seed0") in ("0", "1")
     (ctrl / "release").touch()
     assert started[0].wait(timeout=60) == 0
+
+
+def test_the_issue_runs_are_the_runs_finish_sh_needs():
+    import re
+    queued = re.search(r'^ISSUE_RUNS="([^"]*)"', SCRIPT.read_text(), re.M).group(1).split()
+    needed = re.search(r"^for name in ([^;]*); do", (SCRIPT.parent / "finish.sh").read_text(), re.M).group(1).split()
+    assert sorted(queued) == sorted(needed) == sorted(ISSUE_RUNS)

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 # Records its CPU affinity in CTRL/cores-<run>, then trains at once (records "<run> <cwd>" in CTRL/trained
 # and writes stats.json) unless CTRL/hold or CTRL/hold-<run> exists when it starts: then it records
-# CTRL/running-<run> and waits for CTRL/release, then exits 1 (interrupted), or trains if CTRL/complete
-# exists by then.
+# CTRL/running-<run> and waits for CTRL/release or CTRL/release-<run>, then exits 1 (interrupted), or trains
+# if CTRL/complete or CTRL/complete-<run> exists by then.
 # A finished run (stats.json there) returns at once, as the real recipe does.
 FAKE_RECIPE = '''
 import os, sys, time
@@ -42,9 +42,9 @@ with open(os.path.join(ctrl, "cores-" + name), "w") as f:
     f.write(",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
 if os.path.exists(os.path.join(ctrl, "hold")) or os.path.exists(os.path.join(ctrl, "hold-" + name)):
     open(os.path.join(ctrl, "running-" + name), "w").close()
-    while not os.path.exists(os.path.join(ctrl, "release")):
+    while not any(os.path.exists(os.path.join(ctrl, f)) for f in ("release", "release-" + name)):
         time.sleep(0.05)
-    if not os.path.exists(os.path.join(ctrl, "complete")):
+    if not any(os.path.exists(os.path.join(ctrl, f)) for f in ("complete", "complete-" + name)):
         sys.exit(1)
 os.makedirs(model_dir, exist_ok=True)
 with open(os.path.join(ctrl, "trained"), "a") as f:
@@ -227,3 +227,18 @@ def test_the_issue_runs_are_the_runs_finish_sh_needs():
     queued = re.search(r'^ISSUE_RUNS="([^"]*)"', SCRIPT.read_text(), re.M).group(1).split()
     needed = re.search(r"^for name in ([^;]*); do", (SCRIPT.parent / "finish.sh").read_text(), re.M).group(1).split()
     assert sorted(queued) == sorted(needed) == sorted(ISSUE_RUNS)
+
+
+def test_a_later_run_is_not_started_after_an_issue_run_was_interrupted_on_the_other_core(env, started):
+    ctrl = Path(env["FAKE_CTRL"])
+    _finished(env, [name for name in ISSUE_RUNS if name not in ("plain56-seed0", "resnet20-seed1")])
+    (ctrl / "hold").touch()  # Both pinned, one per queue.
+    started.append(_start(env))
+    _wait_for(lambda: (ctrl / "running-plain56-seed0").exists() and (ctrl / "running-resnet20-seed1").exists())
+    (ctrl / "release-plain56-seed0").touch()  # Interrupted: its queue stops.
+    _wait_for(lambda: "plain56-seed0 exited 1" in "".join(_queue_logs(env)))
+    (ctrl / "complete-resnet20-seed1").touch()
+    (ctrl / "release-resnet20-seed1").touch()  # Finishes: its queue reaches the later runs.
+    assert started[0].wait(timeout=60) == 0
+    assert [name for name, _ in _trained(env)] == ["resnet20-seed1"]
+    assert "plain56-seed0 was interrupted" in "".join(_queue_logs(env))

@@ -14,7 +14,8 @@
 # first), carry out the verdict (the recipe's weight_decay_on default and the docs: done on 2026-12-04, when
 # the twin ended at 6.79 % against 8.04 %; the twin's net is shipped again here), name the shipped nets in
 # cifar_resnet's docstring and README's weights row and Results table, update docs/results.md, and commit
-# keras_resnet/weights and this folder (progress/ then goes: the final report replaces it).
+# keras_resnet/weights and this folder. Run on 2026-12-04 23:04 (report.md); progress/ stays while the decay-all
+# runs train in RUNS (save_runs.sh refreshes it) and goes when they have finished and the report is written again.
 set -eu
 HERE=${HERE:-docs/results/table6-64k}  # HERE: only to try it on other runs.
 RESNET20=docs/results/cifar10-resnet20-64k
